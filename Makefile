@@ -1,0 +1,62 @@
+# The two set-up commands of the README: `make dev` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PACKAGES := api controller reconcilers proxy remotewrite cmd apidouble
+DEBIAN_PACKAGES := prometheus prometheus-pushgateway victoria-metrics
+PYTEST_ARGS ?=
+
+.PHONY: test dev lint manifests deploy venv system-packages bench clean typecheck-tree
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# The real servers the tests start. Installed when missing and we are root (CI, dev boxes);
+# otherwise the README says what to install by hand.
+system-packages:
+	@missing=""; \
+	for bin in prometheus promtool prometheus-pushgateway victoria-metrics vmauth; do \
+	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$bin"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages for:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
+	  else \
+	    echo "missing:$$missing -- run: sudo apt-get install -y $(DEBIAN_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
+test: venv system-packages
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+dev: venv
+	$(VENV)/bin/mtproxy dev
+
+manifests: venv
+	$(VENV)/bin/mtproxy manifests
+
+# mypy cannot follow setuptools' editable import hook, so it checks a tree of links
+# that mirrors the installed layout (mtproxy/<package> -> <package>).
+typecheck-tree:
+	@mkdir -p build/typecheck/mtproxy
+	@for p in $(PACKAGES); do ln -sfn ../../../$$p build/typecheck/mtproxy/$$p; done
+
+lint: venv typecheck-tree
+	$(VENV)/bin/ruff check $(PACKAGES) tests bench
+	$(VENV)/bin/mypy -p mtproxy.api -p mtproxy.controller -p mtproxy.reconcilers -p mtproxy.proxy -p mtproxy.remotewrite -p mtproxy.cmd -p mtproxy.apidouble
+
+bench: venv system-packages
+	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+deploy:
+	kubectl apply -k config/default
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

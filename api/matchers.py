@@ -1,0 +1,106 @@
+"""Label matchers and access rules: the value types that the policy is made of.
+
+A *rule* is a conjunction of label matchers; a series is admitted by a rule when every
+matcher holds for it (a missing label counts as the empty string, as in PromQL). A
+tenant's access policy is the union (OR) of its rules.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from mtproxy.api.regex import compile_anchored
+
+__all__ = ["LABEL_NAME_RE", "METRIC_NAME_RE", "LabelMatcher", "MatchOp", "Rule"]
+
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+class MatchOp(enum.Enum):
+    """The four PromQL label-matching operators."""
+
+    EQUAL = "="
+    NOT_EQUAL = "!="
+    REGEX = "=~"
+    NOT_REGEX = "!~"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabelMatcher:
+    """One ``name op "value"`` matcher; regex values are RE2, anchored at both ends."""
+
+    name: str
+    op: MatchOp
+    value: str
+
+    def __post_init__(self) -> None:
+        if not LABEL_NAME_RE.match(self.name):
+            raise ValueError(f"name: invalid label name {self.name!r}")
+        if self.op in (MatchOp.REGEX, MatchOp.NOT_REGEX):
+            compile_anchored(self.value)  # raises ValueError naming the regex
+
+    def matches(self, value: str) -> bool:
+        """Whether a label value (``""`` for a missing label) satisfies this matcher."""
+        if self.op is MatchOp.EQUAL:
+            return value == self.value
+        if self.op is MatchOp.NOT_EQUAL:
+            return value != self.value
+        found = compile_anchored(self.value).fullmatch(value) is not None
+        return found if self.op is MatchOp.REGEX else not found
+
+    def matches_empty(self) -> bool:
+        """Whether a series without this label satisfies the matcher."""
+        return self.matches("")
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.op.value}{_quote(self.value)}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """A conjunction of matchers, sorted and without duplicates so equal rules compare equal."""
+
+    matchers: tuple[LabelMatcher, ...]
+
+    @classmethod
+    def of(cls, matchers: Iterable[LabelMatcher]) -> Rule:
+        """Build a rule in canonical order (by name, operator, value)."""
+        unique = sorted(set(matchers), key=lambda m: (m.name, m.op.value, m.value))
+        return cls(matchers=tuple(unique))
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether a series with these labels is admitted by the rule."""
+        return all(m.matches(labels.get(m.name, "")) for m in self.matchers)
+
+    def selector(self) -> str:
+        """The rule as a PromQL vector selector, e.g. ``{__name__="up",namespace="a"}``."""
+        return "{" + ",".join(str(m) for m in self.matchers) + "}"
+
+    def __str__(self) -> str:
+        return self.selector()
+
+
+def _quote(value: str) -> str:
+    """Quote a label value with Go string escaping, as PromQL reads it."""
+    out = ['"']
+    for ch in value:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)

@@ -1,0 +1,103 @@
+"""``mtproxy check``: validate MetricAccess manifests and config files before applying them.
+
+Prints ``OK <file>`` per good file, or one line per problem with the field path, and
+returns exit status 1 if any file has a problem; config warnings (keys kept only for
+compatibility) are printed but do not fail the check. A file is a config file when its
+single document has no ``kind``; otherwise every MetricAccess document in it is checked
+and documents of other kinds are passed over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import yaml
+from marshmallow import ValidationError
+from mtproxy.api import APIValidationError, MetricAccessSchema, flatten_messages, parse_config
+
+__all__ = ["CheckResult", "check_files", "check_text"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    """What checking one file found."""
+
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}invalid YAML: {getattr(exc, 'problem', None) or exc}"
+
+
+def check_text(text: str) -> CheckResult:
+    """Every problem and warning of one file's text."""
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        return CheckResult(problems=(_yaml_error(exc),))
+    if not documents:
+        return CheckResult(problems=("file has no YAML document",))
+    if len(documents) == 1 and isinstance(documents[0], dict) and "kind" not in documents[0]:
+        return _check_config(documents[0])
+    problems: list[str] = []
+    checked = 0
+    for index, document in enumerate(documents):
+        if not isinstance(document, dict):
+            problems.append(f"document {index + 1}: not a mapping")
+        elif document.get("kind") == "MetricAccess":
+            checked += 1
+            problems.extend(f"{_where(index, document)}{p}" for p in _manifest_problems(document))
+    if checked == 0 and not problems:
+        problems.append("no MetricAccess document, and not a config file")
+    return CheckResult(problems=tuple(problems))
+
+
+def _where(index: int, document: dict[str, Any]) -> str:
+    meta = document.get("metadata")
+    if not isinstance(meta, dict):
+        return f"document {index + 1}: "
+    name, namespace = meta.get("name", "?"), meta.get("namespace")
+    return f"document {index + 1} ({namespace}/{name}): " if namespace else f"document {index + 1} ({name}): "
+
+
+def _manifest_problems(document: dict[str, Any]) -> list[str]:
+    try:
+        MetricAccessSchema().load(document)
+    except ValidationError as exc:
+        return [str(p) for p in flatten_messages(exc.messages)]
+    return []
+
+
+def _check_config(document: dict[str, Any]) -> CheckResult:
+    try:
+        loaded = parse_config(document)
+    except APIValidationError as exc:
+        return CheckResult(problems=tuple(str(p) for p in exc.problems))
+    return CheckResult(warnings=loaded.warnings)
+
+
+def check_files(paths: Iterable[str], *, out: TextIO) -> int:
+    """Check each file and print the outcome to ``out``; return the process exit status."""
+    status = 0
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                result = check_text(handle.read())
+        except OSError as exc:
+            result = CheckResult(problems=(f"cannot read: {exc.strerror}",))
+        except UnicodeDecodeError:
+            result = CheckResult(problems=("not UTF-8 text",))
+        for warning in result.warnings:
+            print(f"{path}: warning: {warning}", file=out)
+        for problem in result.problems:
+            print(f"{path}: {problem}", file=out)
+        if result.problems:
+            status = 1
+        else:
+            print(f"OK {path}", file=out)
+    return status

@@ -1,0 +1,3 @@
+"""The tenant query proxy: routes, authentication, PromQL enforcement, backends."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""The lossless forwarding pipeline: collect, relabel, label, encode, send."""
+
+__all__: list[str] = []
