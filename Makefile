@@ -34,7 +34,7 @@ system-packages:
 	fi
 
 test: venv system-packages
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -P -m pytest $(PYTEST_ARGS)
 
 dev: venv
 	$(VENV)/bin/mtproxy dev
