@@ -1,0 +1,176 @@
+"""The six selector-restriction steps, one table row per behaviour.
+
+Each row: the selector S, the tenant's patterns (namespace team-a, isolation unless the
+row says otherwise), the expected kind and the expected branches as selector text.
+A second check evaluates S ∧ policy and the result on sample series, so a row cannot
+pass with a rewrite that changes meaning.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from mtproxy.api import LabelMatcher, Rule, parse_pattern, rules_for
+from mtproxy.proxy.policy import AccessPolicy
+from mtproxy.proxy.selectors import Restriction, quote_meta, restrict_selector
+
+
+def _text(branch: tuple[LabelMatcher, ...]) -> str:
+    return "{" + ",".join(str(m) for m in branch) + "}"
+
+
+def _rules(patterns: list[str], namespace: str | None) -> tuple[Rule, ...]:
+    return rules_for(patterns, label_selectors={}, isolation_namespace=namespace)
+
+
+CASES = [
+    pytest.param(
+        "up",
+        ["up", "http_.*"],
+        "team-a",
+        Restriction.RESTRICTED,
+        ['{__name__="up",namespace="team-a"}'],
+        id="step1-drops-contradicting-name-step4-adds-one-rule",
+    ),
+    pytest.param(
+        "secret",
+        ["up", "http_.*"],
+        "team-a",
+        Restriction.EMPTY,
+        ['{__name__="secret",__name__!~".*"}'],
+        id="step1-no-rule-left-selects-nothing",
+    ),
+    pytest.param(
+        '{namespace="team-b"}',
+        ["up"],
+        "team-a",
+        Restriction.EMPTY,
+        ['{namespace="team-b",__name__!~".*"}'],
+        id="conflicting-namespace-selects-nothing",
+    ),
+    pytest.param(
+        'up{namespace!="team-a"}',
+        ["up"],
+        "team-a",
+        Restriction.EMPTY,
+        ['{__name__="up",namespace!="team-a",__name__!~".*"}'],
+        id="namespace-not-equal-own-is-empty",
+    ),
+    pytest.param(
+        'up{namespace=~".*"}',
+        ["up"],
+        "team-a",
+        Restriction.RESTRICTED,
+        ['{__name__="up",namespace=~".*",namespace="team-a"}'],
+        id="namespace-regex-all-still-restricted",
+    ),
+    pytest.param(
+        'up{namespace="team-a"}',
+        ["up"],
+        "team-a",
+        Restriction.UNCHANGED,
+        ['{__name__="up",namespace="team-a"}'],
+        id="step2-entailed-selector-unchanged",
+    ),
+    pytest.param(
+        "up",
+        ["up", 'up{job="a"}'],
+        "team-a",
+        Restriction.RESTRICTED,
+        ['{__name__="up",namespace="team-a"}'],
+        id="step3-contained-rule-dropped",
+    ),
+    pytest.param(
+        '{__name__=~".+"}',
+        ["up", "node_cpu"],
+        "team-a",
+        Restriction.RESTRICTED,
+        ['{__name__=~".+",namespace="team-a",__name__=~"node_cpu|up"}'],
+        id="step5-merge-exact-names",
+    ),
+    pytest.param(
+        '{__name__=~".+"}',
+        ["up", "http_.*"],
+        "team-a",
+        Restriction.RESTRICTED,
+        ['{__name__=~".+",namespace="team-a",__name__=~"(?:http_.*)|up"}'],
+        id="step5-merge-name-and-regex",
+    ),
+    pytest.param(
+        '{__name__=~".+"}',
+        ['up{job="a"}', 'foo{env="b"}'],
+        "team-a",
+        Restriction.UNION,
+        [
+            '{__name__=~".+",__name__="up",job="a",namespace="team-a"}',
+            '{__name__=~".+",__name__="foo",env="b",namespace="team-a"}',
+        ],
+        id="step6-union-when-rules-differ-twice",
+    ),
+    pytest.param(
+        '{job="x"}',
+        ["up", '{job="x"}'],
+        "team-a",
+        Restriction.RESTRICTED,
+        ['{job="x",namespace="team-a"}'],
+        id="selector-pattern-absorbs-narrower-rule",
+    ),
+    pytest.param("up", ["up"], None, Restriction.UNCHANGED, ['{__name__="up"}'], id="no-isolation-exact-name"),
+    pytest.param("up", [".*"], None, Restriction.UNCHANGED, ['{__name__="up"}'], id="match-all-regex-entails"),
+    pytest.param(
+        '{__name__=~"a.b"}',
+        ["a.b"],
+        "team-a",
+        Restriction.RESTRICTED,
+        ['{__name__=~"a.b",namespace="team-a"}'],
+        id="regex-pattern-is-not-an-exact-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("selector", "patterns", "namespace", "kind", "branches"), CASES)
+def test_restrict_selector(
+    selector: str, patterns: list[str], namespace: str | None, kind: Restriction, branches: list[str]
+) -> None:
+    result = restrict_selector(parse_pattern(selector), _rules(patterns, namespace))
+    assert result.kind is kind
+    assert [_text(b) for b in result.branches] == branches
+
+
+SERIES = [
+    {"__name__": name, "namespace": ns, "job": job, "env": env}
+    for name, ns, job, env in itertools.product(
+        ["up", "secret", "http_requests_total", "my_http_x", "node_cpu", "foo", "a.b", "axb"],
+        ["team-a", "team-b", ""],
+        ["a", "x", ""],
+        ["b", ""],
+    )
+]
+
+
+@pytest.mark.parametrize(("selector", "patterns", "namespace", "kind", "branches"), CASES)
+def test_restriction_selects_exactly_selector_and_policy(
+    selector: str, patterns: list[str], namespace: str | None, kind: Restriction, branches: list[str]
+) -> None:
+    matchers = parse_pattern(selector)
+    policy = AccessPolicy.of(namespace or "team-a", _rules(patterns, namespace))
+    result = restrict_selector(matchers, policy.rules)
+    for labels in SERIES:
+        present = {k: v for k, v in labels.items() if v}
+        wanted = Rule.of(matchers).matches(present) and policy.admits(present)
+        got = any(Rule(matchers=b).matches(present) for b in result.branches)
+        assert got == wanted, present
+
+
+def test_quote_meta_escapes_like_go() -> None:
+    assert quote_meta(r"a.b+c*d?e(f)g|h[i]j{k}l^m$n\o") == r"a\.b\+c\*d\?e\(f\)g\|h\[i\]j\{k\}l\^m\$n\\o"
+
+
+def test_policy_digest_ignores_rule_order_and_duplicates() -> None:
+    rules = _rules(["up", "http_.*"], "team-a")
+    one = AccessPolicy.of("team-a", rules)
+    two = AccessPolicy.of("team-a", tuple(reversed(rules)) + rules)
+    assert one.digest == two.digest
+    assert one.digest != AccessPolicy.of("team-b", rules).digest
