@@ -18,7 +18,7 @@ from mtproxy.api.durations import format_duration, parse_duration_ms
 from mtproxy.api.errors import APIValidationError, FieldProblem, PatternError, flatten_messages
 from mtproxy.api.matchers import LABEL_NAME_RE, METRIC_NAME_RE, LabelMatcher, MatchOp, Rule
 from mtproxy.api.metricaccess import *
-from mtproxy.api.patterns import ISOLATION_LABEL, parse_pattern, rule_for_pattern, rules_for
+from mtproxy.api.patterns import ISOLATION_LABEL, parse_pattern, parse_selector, rule_for_pattern, rules_for
 from mtproxy.api.regex import compile_anchored, compile_relabel_regex, validate_re2
 from mtproxy.api.relabel import (
     DEFAULT_REGEX,
@@ -107,6 +107,7 @@ __all__ = [
     "parse_config",
     "parse_duration_ms",
     "parse_pattern",
+    "parse_selector",
     "relabel_problems",
     "render_crd_yaml",
     "rule_for_pattern",

@@ -25,7 +25,7 @@ from mtproxy.api.errors import PatternError
 from mtproxy.api.matchers import LABEL_NAME_RE, METRIC_NAME_RE, LabelMatcher, MatchOp, Rule
 from mtproxy.api.regex import compile_anchored
 
-__all__ = ["ISOLATION_LABEL", "parse_pattern", "rule_for_pattern", "rules_for"]
+__all__ = ["ISOLATION_LABEL", "parse_pattern", "parse_selector", "rule_for_pattern", "rules_for"]
 
 ISOLATION_LABEL = "namespace"
 
@@ -80,6 +80,22 @@ def parse_pattern(pattern: str) -> tuple[LabelMatcher, ...]:
         # the rule a selector Prometheus accepts (it refuses all-empty-matching selectors).
         matchers.append(LabelMatcher(name="__name__", op=MatchOp.NOT_EQUAL, value=""))
     return tuple(matchers)
+
+
+def parse_selector(text: str) -> tuple[LabelMatcher, ...]:
+    """The matchers of a PromQL series selector (``up``, ``up{job="x"}``, ``{__name__=~"a.*"}``).
+
+    This is what ``match[]`` parameters hold: unlike ``parse_pattern``, a bare ``http_.*``
+    is an error here, as it is for Prometheus.
+
+    Raises:
+        PatternError: not a plain vector selector Prometheus 2.42 accepts.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise PatternError(str(text), "must be a non-empty series selector")
+    if len(text) > _MAX_PATTERN_LENGTH:
+        raise PatternError(text, f"is longer than {_MAX_PATTERN_LENGTH} characters")
+    return _parse_selector(text, text.strip())
 
 
 def _parse_selector(pattern: str, text: str) -> tuple[LabelMatcher, ...]:
