@@ -1,3 +1,38 @@
 """The tenant query proxy: routes, authentication, PromQL enforcement, backends."""
 
-__all__: list[str] = []
+from mtproxy.proxy.errors import *
+from mtproxy.proxy.outcomes import *
+from mtproxy.proxy.params import *
+from mtproxy.proxy.policy import *
+from mtproxy.proxy.selectors import *
+from mtproxy.proxy.series_endpoints import *
+
+__all__ = [
+    "FORM_CONTENT_TYPE",
+    "NOTHING_MATCHER",
+    "AccessPolicy",
+    "BackendError",
+    "BackendRequest",
+    "BadRequest",
+    "Forbidden",
+    "ImmediateAnswer",
+    "MethodNotAllowed",
+    "NotFound",
+    "ProxyError",
+    "RequestParams",
+    "RestrictedSelector",
+    "Restriction",
+    "ResultCheck",
+    "Unauthenticated",
+    "Unavailable",
+    "encode_form",
+    "enforced_matches",
+    "federate_request",
+    "label_values_request",
+    "labels_request",
+    "parse_request_params",
+    "quote_meta",
+    "render_error",
+    "restrict_selector",
+    "series_request",
+]

@@ -1,3 +1,5 @@
 """Domain decisions: MetricAccess spec to remote-write jobs, access policies and backend sets."""
 
-__all__: list[str] = []
+from mtproxy.reconcilers.tenants import *
+
+__all__ = ["PolicyDecision", "desired_policy", "isolation_denied"]
