@@ -1,0 +1,86 @@
+"""Per-destination, per-series high-water marks: what makes forwarding lossless and duplicate-free.
+
+A Prometheus receiver accepts only samples newer than a series' newest one (an exact
+repeat of the newest is a no-op; anything older fails the whole request), so each
+destination keeps, per series, the timestamp of the newest sample it has acknowledged.
+
+Contract:
+
+- ``pending(key, samples)`` returns the samples strictly newer than the mark, in order;
+- ``acknowledge(key, ts)`` moves the mark forward only (never back), after a 2xx;
+- ``stale_markers(seen, at_ms)`` names every marked series not in ``seen`` whose mark is
+  older than ``at_ms``: each gets one staleness marker at ``at_ms`` and, once that is
+  acknowledged, is forgotten (``forget``), so a series that comes back starts afresh;
+- a destination that was down keeps its old marks, so the next cycle sends it everything
+  since, bounded by the collection window (the caller's ``max_backfill``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["SeriesKey", "Watermarks", "WatermarksStatistics"]
+
+SeriesKey = tuple[tuple[str, str], ...]
+"""A series' final label set, sorted by name: the identity the receiver sees."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatermarksStatistics:
+    """A snapshot for status and metrics."""
+
+    series: int
+    newest_ms: int | None
+    oldest_ms: int | None
+
+
+class Watermarks:
+    """The marks of one destination."""
+
+    def __init__(self) -> None:
+        self._marks: dict[SeriesKey, int] = {}
+
+    def mark(self, key: SeriesKey) -> int | None:
+        """The newest acknowledged timestamp of ``key``, or None when never sent."""
+        return self._marks.get(key)
+
+    def pending(self, key: SeriesKey, samples: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+        """The samples of ``key`` not yet delivered: strictly newer than its mark, in order."""
+        mark = self._marks.get(key)
+        if mark is None:
+            return list(samples)
+        return [sample for sample in samples if sample[0] > mark]
+
+    def acknowledge(self, key: SeriesKey, timestamp_ms: int) -> None:
+        """Record that the destination has every sample of ``key`` up to ``timestamp_ms``."""
+        current = self._marks.get(key)
+        if current is None or timestamp_ms > current:
+            self._marks[key] = timestamp_ms
+
+    def stale_markers(self, seen: Iterable[SeriesKey], at_ms: int) -> list[SeriesKey]:
+        """Marked series absent from ``seen`` that need a staleness marker at ``at_ms``."""
+        present = set(seen)
+        return [key for key, mark in self._marks.items() if key not in present and mark < at_ms]
+
+    def forget(self, key: SeriesKey) -> None:
+        """Drop a series after its staleness marker was delivered."""
+        self._marks.pop(key, None)
+
+    def restore(self, marks: Iterable[tuple[SeriesKey, int]]) -> None:
+        """Load marks saved earlier (e.g. across a restart)."""
+        for key, timestamp_ms in marks:
+            self.acknowledge(key, timestamp_ms)
+
+    def items(self) -> list[tuple[SeriesKey, int]]:
+        """Every (series, mark) pair, for saving."""
+        return list(self._marks.items())
+
+    def statistics(self) -> WatermarksStatistics:
+        """Counts and extremes of the marks."""
+        values = self._marks.values()
+        return WatermarksStatistics(
+            series=len(self._marks),
+            newest_ms=max(values) if self._marks else None,
+            oldest_ms=min(values) if self._marks else None,
+        )

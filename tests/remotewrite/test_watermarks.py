@@ -1,0 +1,57 @@
+"""Watermarks: each sentence of the module's contract."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from mtproxy.remotewrite.watermarks import SeriesKey, Watermarks
+
+A: SeriesKey = (("__name__", "a"),)
+B: SeriesKey = (("__name__", "b"),)
+
+
+def test_unmarked_series_sends_everything_in_order() -> None:
+    assert Watermarks().pending(A, [(1, 1.0), (2, 2.0)]) == [(1, 1.0), (2, 2.0)]
+
+
+def test_pending_is_strictly_newer_than_the_mark() -> None:
+    marks = Watermarks()
+    marks.acknowledge(A, 2)
+    assert marks.pending(A, [(1, 1.0), (2, 2.0), (3, 3.0)]) == [(3, 3.0)]
+
+
+def test_acknowledge_never_moves_back() -> None:
+    marks = Watermarks()
+    marks.acknowledge(A, 5)
+    marks.acknowledge(A, 3)
+    assert marks.mark(A) == 5
+
+
+def test_missing_series_gets_one_stale_marker_then_is_forgotten() -> None:
+    marks = Watermarks()
+    marks.acknowledge(A, 5)
+    marks.acknowledge(B, 5)
+    assert marks.stale_markers([B], at_ms=10) == [A]
+    marks.forget(A)
+    assert marks.stale_markers([B], at_ms=20) == []
+    assert marks.pending(A, [(1, 1.0)]) == [(1, 1.0)]
+
+
+def test_no_stale_marker_at_or_before_the_last_sample() -> None:
+    marks = Watermarks()
+    marks.acknowledge(A, 10)
+    assert marks.stale_markers([], at_ms=10) == []
+
+
+@given(st.lists(st.lists(st.integers(0, 50), max_size=10), max_size=10))
+def test_overlapping_windows_deliver_each_sample_exactly_once(windows: list[list[int]]) -> None:
+    marks = Watermarks()
+    delivered: list[int] = []
+    for window in windows:
+        samples = [(ts, float(ts)) for ts in sorted(set(window))]
+        batch = marks.pending(A, samples)
+        delivered.extend(ts for ts, _ in batch)
+        if batch:
+            marks.acknowledge(A, batch[-1][0])
+    assert delivered == sorted(set(delivered))
+    assert all(later > earlier for earlier, later in zip(delivered, delivered[1:], strict=False))
