@@ -16,8 +16,8 @@ from mtproxy.api.regex import compile_anchored
 
 __all__ = ["LABEL_NAME_RE", "METRIC_NAME_RE", "LabelMatcher", "MatchOp", "Rule"]
 
-LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
+METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 
 
 class MatchOp(enum.Enum):

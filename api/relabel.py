@@ -30,7 +30,7 @@ DEFAULT_REGEX = "(.*)"
 DEFAULT_REPLACEMENT = "$1"
 
 # Prometheus' relabelTarget: a label name in which ``$1``/``${name}`` references may stand.
-_RELABEL_TARGET = re.compile(r"^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$")
+_RELABEL_TARGET = re.compile(r"^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+\Z", re.ASCII)
 
 
 class RelabelAction(enum.Enum):
