@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CollectedSeries", "MalformedAnswer", "ParsedMatrix", "parse_matrix_answer"]
+__all__ = [
+    "CollectedSeries",
+    "InstantSample",
+    "MalformedAnswer",
+    "ParsedMatrix",
+    "parse_matrix_answer",
+    "parse_vector_answer",
+]
 
 
 class MalformedAnswer(ValueError):
@@ -90,3 +97,43 @@ def parse_matrix_answer(body: bytes) -> ParsedMatrix:
         if samples:
             series.append(CollectedSeries(labels=labels, samples=tuple(samples)))
     return ParsedMatrix(series=tuple(series), skipped_histogram_series=skipped)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstantSample:
+    """One element of an instant-vector answer: a live series and its newest value."""
+
+    labels: Mapping[str, str]
+    timestamp_ms: int
+    value: float
+
+
+def parse_vector_answer(body: bytes) -> tuple[InstantSample, ...]:
+    """Parse ``{"status":"success","data":{"resultType":"vector","result":[…]}}``.
+
+    Raises:
+        MalformedAnswer: not JSON, not a success, not a vector, or a malformed element.
+    """
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedAnswer(f"answer is not JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("status") != "success":
+        error = document.get("error") if isinstance(document, dict) else None
+        raise MalformedAnswer(f"answer is not a success: {str(error)[:256]}")
+    data = document.get("data")
+    if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
+        raise MalformedAnswer("answer is not a vector")
+    out: list[InstantSample] = []
+    for element in data["result"]:
+        if not isinstance(element, dict) or not isinstance(element.get("metric"), dict):
+            raise MalformedAnswer("vector element without a metric")
+        point = element.get("value")
+        if point is None:
+            continue  # a native histogram sample: not forwarded
+        if not isinstance(point, list) or len(point) != 2:
+            raise MalformedAnswer("a sample must be [timestamp, value]")
+        out.append(
+            InstantSample(labels=element["metric"], timestamp_ms=_timestamp_ms(point[0]), value=_value(point[1]))
+        )
+    return tuple(out)

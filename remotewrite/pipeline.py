@@ -1,0 +1,248 @@
+"""One destination of one job: what it is sent each cycle, so that it ends equal to the source.
+
+Remote-write destinations (``RemoteWritePipeline``):
+
+- each cycle reads the windows from the destination's cursor to T (bounded by
+  ``max_backfill``), in windows of at most ``window_ms``, and sends for each series only
+  the samples newer than its high-water mark, in order, ``batch_size`` samples a request;
+- a 2xx moves the marks (and journals them); a permanent refusal (4xx) is counted and
+  the samples skipped, never retried forever; a retryable failure stops the cycle with
+  the cursor unchanged, so the next cycle resends from there (the backfill of a
+  destination that was down);
+- after the windows, series that were delivered but are no longer live at the source get
+  a staleness marker at T, in a request of their own so a refused marker cannot take
+  real data with it.
+
+Pushgateway destinations (``PushgatewayPipeline``) get the newest value of every live
+series each cycle as one PUT of the whole group; a series that is gone is left out,
+which removes it (the Pushgateway has no staleness markers).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import trio
+from mtproxy.remotewrite.encode import STALE_NAN, compress_block, encode_series, encode_write_request
+from mtproxy.remotewrite.exposition import format_exposition
+from mtproxy.remotewrite.job import Destination
+from mtproxy.remotewrite.reads import JobReads
+from mtproxy.remotewrite.sinks import PushgatewaySender, RemoteWriteSender, SendOutcome, SendResult
+from mtproxy.remotewrite.state import JobState, StateStore, series_hash
+from mtproxy.remotewrite.watermarks import SeriesKey, Watermarks
+
+__all__ = ["PipelineStatistics", "PushgatewayPipeline", "RemoteWritePipeline"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipelineStatistics:
+    """Delivery state of one destination, for status and metrics."""
+
+    destination: str
+    healthy: bool
+    cursor_ms: int | None
+    samples_forwarded: int
+    stale_markers_sent: int
+    samples_dropped: int
+    series_last_cycle: int
+    last_success_ms: int | None
+    last_error: str | None
+
+
+class _Base:
+    def __init__(self, reads: JobReads, destination: Destination) -> None:
+        self.reads = reads
+        self.destination = destination
+        self.healthy = True
+        self.samples_forwarded = 0
+        self.stale_markers_sent = 0
+        self.samples_dropped = 0
+        self.series_last_cycle = 0
+        self.last_success_ms: int | None = None
+        self.last_error: str | None = None
+        self.forwarded_last_cycle: list[tuple[SeriesKey, int, float]] = []
+
+    def _fail(self, message: str) -> None:
+        self.healthy = False
+        self.last_error = message[:1024]
+
+
+class RemoteWritePipeline(_Base):
+    """Remote write to one receiver, lossless and without duplicates."""
+
+    def __init__(
+        self,
+        reads: JobReads,
+        destination: Destination,
+        *,
+        sender: RemoteWriteSender,
+        state: JobState,
+        store: StateStore,
+        window_ms: int = 300_000,
+    ) -> None:
+        super().__init__(reads, destination)
+        self._sender = sender
+        self._state = state
+        self._store = store
+        self._window_ms = window_ms
+        self.marks = Watermarks()
+        self._restored = dict(state.marks.get(destination.name, {}))
+
+    @property
+    def cursor_ms(self) -> int | None:
+        """End of the newest window this destination has fully received."""
+        return self._state.cursors.get(self.destination.name)
+
+    def statistics(self) -> PipelineStatistics:
+        """A snapshot."""
+        return PipelineStatistics(
+            destination=self.destination.name,
+            healthy=self.healthy,
+            cursor_ms=self.cursor_ms,
+            samples_forwarded=self.samples_forwarded,
+            stale_markers_sent=self.stale_markers_sent,
+            samples_dropped=self.samples_dropped,
+            series_last_cycle=self.series_last_cycle,
+            last_success_ms=self.last_success_ms,
+            last_error=self.last_error,
+        )
+
+    def _pending(self, key: SeriesKey, samples: tuple[tuple[int, float], ...]) -> list[tuple[int, float]]:
+        if self._restored and self.marks.mark(key) is None:
+            restored = self._restored.pop(series_hash(key), None)
+            if restored is not None:
+                self.marks.acknowledge(key, restored)
+        return self.marks.pending(key, samples)
+
+    async def cycle(self, end_ms: int, *, first_start_ms: int) -> None:
+        """Deliver everything up to ``end_ms``; stops early (cursor kept) when the receiver is unavailable."""
+        cursor = self.cursor_ms if self.cursor_ms is not None else first_start_ms
+        position = max(cursor, end_ms - self.reads.job.max_backfill_ms)
+        delivered_series: set[SeriesKey] = set()
+        self.forwarded_last_cycle = []
+        while position < end_ms:
+            window_end = min(position + self._window_ms, end_ms)
+            window = await self.reads.window(position, window_end)
+            if not await self._deliver(window.items(), delivered_series):
+                return
+            self._state.cursors[self.destination.name] = window_end
+            await trio.to_thread.run_sync(self._store.save, self.reads.job.key, self._state)
+            position = window_end
+        self.series_last_cycle = len(delivered_series)
+        await self._mark_stale(end_ms)
+
+    async def _deliver(
+        self, series: Iterable[tuple[SeriesKey, tuple[tuple[int, float], ...]]], delivered: set[SeriesKey]
+    ) -> bool:
+        batch: list[bytes] = []
+        newest: list[tuple[SeriesKey, int, float]] = []
+        count = 0
+        for key, samples in series:
+            pending = self._pending(key, samples)
+            if not pending:
+                continue
+            batch.append(encode_series(self.reads.transform.label_block(key), pending))
+            newest.append((key, pending[-1][0], pending[-1][1]))
+            count += len(pending)
+            if count >= self.reads.job.batch_size:
+                if not await self._send(batch, newest, count):
+                    return False
+                delivered.update(k for k, _, _ in newest)
+                batch, newest, count = [], [], 0
+        if batch:
+            if not await self._send(batch, newest, count):
+                return False
+            delivered.update(k for k, _, _ in newest)
+        return True
+
+    async def _send(self, batch: list[bytes], newest: list[tuple[SeriesKey, int, float]], count: int) -> bool:
+        body = compress_block(encode_write_request(batch))
+        result = await self._sender.send(body, samples=count)
+        if result.outcome is SendOutcome.RETRY_LATER:
+            self._fail(result.error or "receiver unavailable")
+            return False
+        if result.outcome is SendOutcome.DROPPED:
+            self.samples_dropped += count
+            self.last_error = (result.error or f"refused with HTTP {result.status}")[:1024]
+        else:
+            self.samples_forwarded += count
+            self.healthy = True
+            self.last_success_ms = int(time.time() * 1000)
+            self.forwarded_last_cycle.extend(newest)
+        journal: list[tuple[str, int]] = []
+        marks = self._state.marks.setdefault(self.destination.name, {})
+        for key, timestamp, _ in newest:
+            self.marks.acknowledge(key, timestamp)
+            digest = series_hash(key)
+            marks[digest] = timestamp
+            journal.append((digest, timestamp))
+        self._store.append_marks(self.reads.job.key, self.destination.name, journal)
+        return True
+
+    async def _mark_stale(self, end_ms: int) -> None:
+        live = await self.reads.live(end_ms)
+        gone = self.marks.stale_markers(live.keys(), end_ms)
+        if not gone:
+            return
+        batch = [encode_series(self.reads.transform.label_block(key), [(end_ms, STALE_NAN)]) for key in gone]
+        result = await self._sender.send(compress_block(encode_write_request(batch)), samples=len(batch))
+        if result.outcome is SendOutcome.RETRY_LATER:
+            self._fail(result.error or "receiver unavailable")
+            return
+        if result.outcome is SendOutcome.DELIVERED:
+            self.stale_markers_sent += len(gone)
+        marks = self._state.marks.get(self.destination.name, {})
+        for key in gone:
+            self.marks.forget(key)
+            marks.pop(series_hash(key), None)
+
+
+class PushgatewayPipeline(_Base):
+    """The newest value of every live series, PUT as one group each cycle."""
+
+    def __init__(self, reads: JobReads, destination: Destination, *, sender: PushgatewaySender) -> None:
+        super().__init__(reads, destination)
+        self._sender = sender
+        self.cursor_ms: int | None = None
+
+    def statistics(self) -> PipelineStatistics:
+        """A snapshot."""
+        return PipelineStatistics(
+            destination=self.destination.name,
+            healthy=self.healthy,
+            cursor_ms=self.cursor_ms,
+            samples_forwarded=self.samples_forwarded,
+            stale_markers_sent=0,
+            samples_dropped=self.samples_dropped,
+            series_last_cycle=self.series_last_cycle,
+            last_success_ms=self.last_success_ms,
+            last_error=self.last_error,
+        )
+
+    async def delete_group(self) -> SendResult:
+        """Delete this job's group (the job went away; groups never expire by themselves)."""
+        return await self._sender.delete_group()
+
+    async def cycle(self, end_ms: int, *, first_start_ms: int) -> None:
+        """PUT the live series' newest values."""
+        live = await self.reads.live(end_ms)
+        body = format_exposition((dict(key), sample.value) for key, sample in live.items())
+        result = await self._sender.push(body)
+        if result.outcome is SendOutcome.RETRY_LATER:
+            self._fail(result.error or "pushgateway unavailable")
+            return
+        if result.outcome is SendOutcome.DROPPED:
+            self.samples_dropped += len(live)
+            self.last_error = (result.error or f"refused with HTTP {result.status}")[:1024]
+            return
+        self.healthy = True
+        self.samples_forwarded += len(live)
+        self.series_last_cycle = len(live)
+        self.cursor_ms = end_ms
+        self.last_success_ms = int(time.time() * 1000)
+        self.forwarded_last_cycle = [(key, s.timestamp_ms, s.value) for key, s in live.items()]

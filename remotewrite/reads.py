@@ -1,0 +1,116 @@
+"""A job's reads of the source, shared by its destinations and transformed once.
+
+Each destination runs on its own schedule from its own cursor (so a dead one never
+holds back another), but destinations that are in step ask for the same windows; this
+cache answers the second asker from the first one's result, and de-duplicates reads in
+flight. It keeps only the few newest windows, so memory stays bounded by the window
+size, not by history.
+
+Results are keyed by output label set (after relabel and extra labels); two source
+series that relabel to the same output set would make the receiver reject the request,
+so the second is dropped and counted as a collision.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import trio
+from mtproxy.remotewrite.collect import Collector
+from mtproxy.remotewrite.job import RemoteWriteJob
+from mtproxy.remotewrite.samples import InstantSample
+from mtproxy.remotewrite.transform import SeriesTransform
+from mtproxy.remotewrite.watermarks import SeriesKey
+
+__all__ = ["JobReads", "LiveSeries", "WindowSeries"]
+
+WindowSeries = dict[SeriesKey, tuple[tuple[int, float], ...]]
+LiveSeries = dict[SeriesKey, InstantSample]
+
+V = TypeVar("V")
+
+
+@dataclass(slots=True)
+class _Pending(Generic[V]):
+    done: trio.Event
+    value: V | None = None
+    error: BaseException | None = None
+
+
+class _Memo(Generic[V]):
+    """Newest-N results by key, with in-flight de-duplication."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[int, int], _Pending[V]] = OrderedDict()
+
+    async def get(self, key: tuple[int, int], compute: Callable[[], Awaitable[V]]) -> V:
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = _Pending(done=trio.Event())
+            self._entries[key] = entry
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+            try:
+                entry.value = await compute()
+            except BaseException as exc:
+                entry.error = exc
+                self._entries.pop(key, None)
+                raise
+            finally:
+                entry.done.set()
+        else:
+            await entry.done.wait()
+        if entry.error is not None:
+            raise entry.error
+        assert entry.value is not None
+        return entry.value
+
+
+class JobReads:
+    """Windows of raw samples and live series of one job, transformed for sending."""
+
+    def __init__(self, job: RemoteWriteJob, collector: Collector, *, cache_windows: int = 4) -> None:
+        self.job = job
+        self.transform = SeriesTransform(job)
+        self._collector = collector
+        self._windows: _Memo[WindowSeries] = _Memo(cache_windows)
+        self._live: _Memo[LiveSeries] = _Memo(2)
+        self.collisions = 0
+        self.series_last_window = 0
+
+    async def window(self, start_ms: int, end_ms: int) -> WindowSeries:
+        """Every sample with ``start_ms < t <= end_ms``, per output series."""
+        return await self._windows.get((start_ms, end_ms), lambda: self._read_window(start_ms, end_ms))
+
+    async def live(self, at_ms: int) -> LiveSeries:
+        """Series live at ``at_ms``, per output series, with their newest value."""
+        return await self._live.get((at_ms, at_ms), lambda: self._read_live(at_ms))
+
+    async def _read_window(self, start_ms: int, end_ms: int) -> WindowSeries:
+        out: WindowSeries = {}
+        for rule in self.job.rules:
+            for series in await self._collector.raw_samples(rule, start_ms=start_ms, end_ms=end_ms):
+                key = self.transform.output_key(series.labels)
+                if key is None:
+                    continue
+                if key in out and out[key] != series.samples:
+                    self.collisions += 1
+                    continue
+                out[key] = series.samples
+            await trio.sleep(0)
+        self.series_last_window = len(out)
+        return out
+
+    async def _read_live(self, at_ms: int) -> LiveSeries:
+        out: LiveSeries = {}
+        for rule in self.job.rules:
+            for sample in await self._collector.live_series(rule, at_ms=at_ms):
+                key = self.transform.output_key(sample.labels)
+                if key is not None and key not in out:
+                    out[key] = sample
+            await trio.sleep(0)
+        return out
