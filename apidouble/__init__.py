@@ -30,7 +30,7 @@ from .cli import run_local_apiserver as run_local_apiserver
 from .errors import ApiError as ApiError
 from .faults import Faults as Faults
 from .faults import InjectedFailure as InjectedFailure
-from .kubeconfig import kubeconfig as kubeconfig
+from .kubeconfig import kubeconfig_document as kubeconfig_document
 from .kubeconfig import write_kubeconfig as write_kubeconfig
 from .reviews import AccessRule as AccessRule
 from .reviews import ReviewRules as ReviewRules
@@ -53,7 +53,7 @@ __all__ = [
     "ReviewRules",
     "RunningDouble",
     "UserInfo",
-    "kubeconfig",
+    "kubeconfig_document",
     "load_state",
     "run_local_apiserver",
     "save_state",

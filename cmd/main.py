@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     manifests = commands.add_parser("manifests", help="regenerate the CRD from the API schemas")
     manifests.add_argument("--output-dir", default="config/crd/bases", help="where to write the CRD")
     commands.add_parser("dev", help="run the service on its embedded local default config")
+    apiserver = commands.add_parser(
+        "local-apiserver", help="run the Kubernetes API double on loopback (tests and local development)"
+    )
+    apiserver.add_argument("--port", type=int, default=0, help="port (0: a free one; the kubeconfig names it)")
+    apiserver.add_argument("--kubeconfig", required=True, help="where to write a kubeconfig for kubectl and clients")
+    apiserver.add_argument("--state-file", default=None, help="keep objects across restarts in this JSON file")
+    apiserver.add_argument("--review-rules", default=None, help="TokenReview/SubjectAccessReview answers (YAML)")
     return parser
 
 
@@ -128,6 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_manifests(args.output_dir)
     if args.command == "dev":
         return _run_dev()
+    if args.command == "local-apiserver":
+        from mtproxy.apidouble import run_local_apiserver
+
+        configure_logging(args.log_level)
+        run_local_apiserver(args.port, args.kubeconfig, args.state_file, rules_file=args.review_rules)
+        return 0
     return _run_service(args)
 
 
