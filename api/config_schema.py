@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from marshmallow import ValidationError, fields, post_load, pre_load, validate
+from marshmallow import ValidationError, fields, post_dump, post_load, pre_load, validate
 from marshmallow import validates_schema as _validates_schema
+
 from mtproxy.api import config as c
 from mtproxy.api.errors import APIValidationError, FieldProblem, flatten_messages
 from mtproxy.api.schemafields import (
@@ -47,7 +48,18 @@ _RESOURCE_TYPES = ("Service", "Pod", "Endpoints", "EndpointSlice")
 _POSITIVE = validate.Range(min=1)
 
 
-class KubernetesDiscoverySchema(ModelSchema):
+class _Section(ModelSchema):
+    """A config section: a sub-section left empty (``discovery:`` with nothing under it) means defaults."""
+
+    @pre_load
+    def _null_sections_are_defaults(self, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        nested = {name for name, field in self.fields.items() if isinstance(field, fields.Nested)}
+        return {k: v for k, v in data.items() if not (v is None and k in nested)}
+
+
+class KubernetesDiscoverySchema(_Section):
     __model__ = c.KubernetesDiscoveryConfig
     namespaces = StringList(load_default=tuple)
     label_selectors = StringMap(load_default=lambda: {"app": "prometheus"})
@@ -78,7 +90,7 @@ class KubernetesDiscoverySchema(ModelSchema):
             raise ValidationError(errors)
 
 
-class StaticDiscoverySchema(ModelSchema):
+class StaticDiscoverySchema(_Section):
     __model__ = c.StaticDiscoveryConfig
     targets = StringList(load_default=tuple)
 
@@ -89,7 +101,7 @@ class StaticDiscoverySchema(ModelSchema):
             raise ValidationError(f"targets must be http(s) URLs: {', '.join(bad)}", "targets")
 
 
-class DiscoverySchema(ModelSchema):
+class DiscoverySchema(_Section):
     __model__ = c.DiscoveryConfig
     refresh_interval = Duration(load_default="30s", min_ms=1)
     kubernetes = fields.Nested(KubernetesDiscoverySchema, load_default=c.KubernetesDiscoveryConfig)
@@ -100,12 +112,12 @@ class DiscoverySchema(ModelSchema):
     healthy_threshold = StrictInteger(load_default=1, validate=_POSITIVE)
 
 
-class TenantsSchema(ModelSchema):
+class TenantsSchema(_Section):
     __model__ = c.TenantsConfig
     watch_all_namespaces = StrictBoolean(load_default=False)
     watch_namespaces = StringList(load_default=tuple)
     source = fields.Enum(c.TenantSource, by_value=True, load_default=c.TenantSource.KUBERNETES)
-    files = fields.Dict(keys=StrictString(), values=StrictString(), load_default=None)
+    files = StringMap(load_default=None)
 
     @post_load
     def _to_model(self, data: dict[str, Any], **kwargs: Any) -> Any:
@@ -118,8 +130,15 @@ class TenantsSchema(ModelSchema):
             raise ValidationError("required when tenants.source is files", "files.directory")
         return c.TenantsConfig(**data)
 
+    @post_dump(pass_original=True)
+    def _dump_files(self, data: dict[str, Any], original: Any, **kwargs: Any) -> dict[str, Any]:
+        data = {k: v for k, v in data.items() if v is not None}
+        if original.files_directory:
+            data["files"] = {"directory": original.files_directory}
+        return data
 
-class ProxySchema(ModelSchema):
+
+class ProxySchema(_Section):
     __model__ = c.ProxyConfig
     enable_caching = StrictBoolean(load_default=False)
     cache_ttl = Duration(load_default="5m", min_ms=1)
@@ -135,7 +154,7 @@ class ProxySchema(ModelSchema):
     max_request_body_bytes = StrictInteger(load_default=4 * 1024 * 1024, validate=_POSITIVE)
 
 
-class RemoteWriteSchema(ModelSchema):
+class RemoteWriteSchema(_Section):
     __model__ = c.RemoteWriteConfig
     enabled = StrictBoolean(load_default=False)
     default_interval = Duration(load_default="30s", min_ms=5_000, max_ms=86_400_000)
@@ -162,7 +181,7 @@ class RemoteWriteSchema(ModelSchema):
         return data
 
 
-class JWTSchema(ModelSchema):
+class JWTSchema(_Section):
     __model__ = c.JWTAuthConfig
     secret_key = StrictString(load_default=None)
     jwks_file = StrictString(load_default=None)
@@ -172,26 +191,38 @@ class JWTSchema(ModelSchema):
     namespaces_claim = StrictString(load_default="namespaces")
 
 
-class ApiKeySchema(ModelSchema):
+class ApiKeySchema(_Section):
     __model__ = c.ApiKeyAuthConfig
     header_name = StrictString(load_default="X-API-Key", validate=validate.Length(min=1))
-    static_keys = fields.Dict(keys=StrictString(), values=fields.Raw(), load_default=dict)
+    static_keys = fields.Raw(load_default=dict)
     keys_file = StrictString(load_default=None)
 
     @post_load
     def _to_model(self, data: dict[str, Any], **kwargs: Any) -> Any:
         keys: dict[str, tuple[str, ...]] = {}
+        if not isinstance(data["static_keys"], dict):
+            raise ValidationError("must map each key to a namespace or a list of namespaces", "static_keys")
         for key, namespaces in data["static_keys"].items():
             if isinstance(namespaces, str):
                 namespaces = [namespaces]
-            if not isinstance(namespaces, list) or not all(isinstance(n, str) and n for n in namespaces):
+            if (
+                not isinstance(key, str)
+                or not isinstance(namespaces, list | tuple)
+                or not all(isinstance(n, str) and n for n in namespaces)
+            ):
                 raise ValidationError("must map each key to a namespace or a list of namespaces", "static_keys")
             keys[key] = tuple(namespaces)
         data["static_keys"] = keys
         return c.ApiKeyAuthConfig(**data)
 
+    @post_dump(pass_original=True)
+    def _dump_keys(self, data: dict[str, Any], original: Any, **kwargs: Any) -> dict[str, Any]:
+        data = {k: v for k, v in data.items() if v is not None}
+        data["static_keys"] = {key: list(namespaces) for key, namespaces in original.static_keys.items()}
+        return data
 
-class KubernetesAuthSchema(ModelSchema):
+
+class KubernetesAuthSchema(_Section):
     __model__ = c.KubernetesAuthConfig
     verb = StrictString(load_default="get")
     group = StrictString(load_default="observability.ethos.io")
@@ -199,7 +230,7 @@ class KubernetesAuthSchema(ModelSchema):
     cache_ttl = Duration(load_default="10s")
 
 
-class AuthSchema(ModelSchema):
+class AuthSchema(_Section):
     __model__ = c.AuthConfig
     type = fields.Enum(c.AuthType, by_value=True, load_default=c.AuthType.NONE)
     jwt = fields.Nested(JWTSchema, load_default=c.JWTAuthConfig)
@@ -218,7 +249,7 @@ class AuthSchema(ModelSchema):
             raise ValidationError("auth.type apikey needs static_keys or keys_file", "apikey")
 
 
-class GuardrailsSchema(ModelSchema):
+class GuardrailsSchema(_Section):
     __model__ = c.GuardrailsConfig
     require_isolation = StrictBoolean(load_default=False)
     unisolated_namespaces = StringList(load_default=tuple)
@@ -226,7 +257,7 @@ class GuardrailsSchema(ModelSchema):
     remote_write_url_allowlist = StringList(load_default=tuple)
 
 
-class ConfigSchema(ModelSchema):
+class ConfigSchema(_Section):
     __model__ = c.Config
     discovery = fields.Nested(DiscoverySchema, load_default=c.DiscoveryConfig)
     tenants = fields.Nested(TenantsSchema, load_default=c.TenantsConfig)
@@ -285,6 +316,8 @@ def load_config_text(text: str) -> LoadedConfig:
     """Parse YAML or JSON config text; YAML errors name the line."""
     try:
         raw = yaml.safe_load(text)
+    except RecursionError:
+        raise APIValidationError([FieldProblem(path="", message="YAML nested too deeply")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""

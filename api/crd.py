@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 from marshmallow import Schema, fields, missing, validate
+
 from mtproxy.api import metricaccess as m
 from mtproxy.api.schemafields import StrictBoolean, StrictInteger
 from mtproxy.api.schemas import MetricAccessSpecSchema, MetricAccessStatusSchema

@@ -66,8 +66,8 @@ def join_path(prefix: str, key: str | int) -> str:
 def flatten_messages(messages: Any, prefix: str = "") -> list[FieldProblem]:
     """Turn marshmallow's nested error dict into one problem per field path.
 
-    marshmallow reports dict values as ``{key: {"value": [...]}}`` and list items as
-    ``{index: {...}}``; both become ordinary path segments here.
+    List items come as ``{index: {...}}`` and become ``[index]``; map fields of this
+    package report errors keyed by the map key, which becomes ``.key``.
     """
     problems: list[FieldProblem] = []
     if isinstance(messages, str):
@@ -77,7 +77,7 @@ def flatten_messages(messages: Any, prefix: str = "") -> list[FieldProblem]:
             problems.extend(flatten_messages(item, prefix))
     elif isinstance(messages, Mapping):
         for key, value in messages.items():
-            if key == "_schema" or (key in ("value", "key") and isinstance(value, list | str)):
+            if key == "_schema":
                 problems.extend(flatten_messages(value, prefix))
             else:
                 problems.extend(flatten_messages(value, join_path(prefix, key if isinstance(key, int) else str(key))))

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 import promql_parser
+
 from mtproxy.api.errors import PatternError
 from mtproxy.api.matchers import LABEL_NAME_RE, METRIC_NAME_RE, LabelMatcher, MatchOp, Rule
 from mtproxy.api.regex import compile_anchored

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_dump, post_load
-from mtproxy.api.durations import DURATION_PATTERN, parse_duration_ms
+
+from mtproxy.api.durations import DURATION_PATTERN, format_duration, parse_duration_ms
 
 __all__ = ["Duration", "ModelSchema", "StrictBoolean", "StrictInteger", "StrictString", "StringList", "StringMap"]
 
@@ -59,19 +60,31 @@ class Duration(StrictString):
             ms = parse_duration_ms(text)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
-        if (self.min_ms is not None and ms < self.min_ms) or (self.max_ms is not None and ms > self.max_ms):
-            raise ValidationError(f"must be a duration between {_fmt(self.min_ms)} and {_fmt(self.max_ms)}")
+        too_small = self.min_ms is not None and ms < self.min_ms
+        too_large = self.max_ms is not None and ms > self.max_ms
+        if too_small or too_large:
+            if self.min_ms is not None and self.max_ms is not None:
+                raise ValidationError(f"must be a duration between {_human(self.min_ms)} and {_human(self.max_ms)}")
+            if self.min_ms is not None:
+                raise ValidationError(f"must be a duration of at least {_human(self.min_ms)}")
+            assert self.max_ms is not None
+            raise ValidationError(f"must be a duration of at most {_human(self.max_ms)}")
         return text
 
 
-def _fmt(ms: int | None) -> str:
-    from mtproxy.api.durations import format_duration
-
-    return "unbounded" if ms is None else format_duration(ms)
+def _human(ms: int) -> str:
+    """A bound as users write it: hours rather than days (``24h``, not ``1d``)."""
+    if ms and ms % 3_600_000 == 0:
+        return f"{ms // 3_600_000}h"
+    return format_duration(ms)
 
 
 class StringMap(fields.Dict):
-    """A map of string to string, as ``labelSelectors``, ``extraLabels`` and ``headers`` are."""
+    """A map of string to string, as ``labelSelectors``, ``extraLabels`` and ``headers`` are.
+
+    Errors are keyed by the map key itself (marshmallow's own Dict wraps them in
+    ``key``/``value``, which would collide with fields really named ``key``).
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(keys=StrictString(), values=StrictString(), **kwargs)
@@ -79,7 +92,15 @@ class StringMap(fields.Dict):
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, Mapping):
             raise ValidationError("must be a map of string to string")
-        return super()._deserialize(value, attr, data, **kwargs)  # type: ignore[no-untyped-call]
+        errors: dict[str, list[str]] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                errors[repr(key)] = [f"map key {key!r} must be a string"]
+            elif not isinstance(item, str):
+                errors[key] = ["must be a string"]
+        if errors:
+            raise ValidationError(errors)
+        return dict(value)
 
 
 class StringList(fields.List[str]):

@@ -26,6 +26,7 @@ from marshmallow import (
     validate,
 )
 from marshmallow import validates_schema as _validates_schema
+
 from mtproxy.api import metricaccess as m
 from mtproxy.api.errors import PatternError
 from mtproxy.api.matchers import LABEL_NAME_RE
@@ -71,6 +72,7 @@ RESERVED_HEADERS = frozenset(
 )
 """Headers the sender sets itself; a spec may not override them (Prometheus refuses them too)."""
 
+_ENDPOINT_KEYS = ("prometheus", "pushgateway", "remoteWrite")
 _NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _FIVE_SECONDS_MS = 5_000
@@ -179,7 +181,16 @@ class TargetSchema(Schema):
 
 
 _ACTIONS = {a.value: a for a in RelabelAction}
-_ACTION_SPELLINGS = sorted({*_ACTIONS, *(a.capitalize() for a in _ACTIONS)})
+_CAMEL = {
+    "hashmod": "HashMod",
+    "labelmap": "LabelMap",
+    "labeldrop": "LabelDrop",
+    "labelkeep": "LabelKeep",
+    "keepequal": "KeepEqual",
+    "dropequal": "DropEqual",
+}
+_ACTION_SPELLINGS = sorted({*_ACTIONS, *(_CAMEL.get(a, a.capitalize()) for a in _ACTIONS)})
+"""prometheus-operator's spellings: lowercase or CamelCase; the CRD's enum lists the same."""
 
 
 class RelabelActionField(StrictString):
@@ -190,10 +201,9 @@ class RelabelActionField(StrictString):
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs)
-        action = _ACTIONS.get(text.lower())
-        if action is None:
+        if text not in _ACTION_SPELLINGS:
             raise ValidationError(f"unknown relabel action {text!r}; one of {', '.join(_ACTIONS)}")
-        return action
+        return _ACTIONS[text.lower()]
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return None if value is None else value.value
@@ -261,6 +271,20 @@ class RemoteWriteSpecSchema(ModelSchema):
             data[key] = nested
         data["target"] = target
         return data
+
+    def handle_error(self, error: ValidationError, data: Any, *, many: bool, **kwargs: Any) -> None:
+        """Report errors of a block written under ``target`` at the path the user wrote."""
+        messages = error.messages
+        if isinstance(messages, dict) and isinstance(data, Mapping) and isinstance(data.get("target"), Mapping):
+            target = data["target"]
+            moved = {k: v for k, v in messages.items() if k in _ENDPOINT_KEYS and k in target and k not in data}
+            if moved:
+                rest = {k: v for k, v in messages.items() if k not in moved}
+                nested = dict(rest.get("target") or {}) if isinstance(rest.get("target"), dict) else {}
+                nested.update(moved)
+                rest["target"] = nested
+                raise ValidationError(rest) from error
+        raise error
 
     @post_load
     def _to_model(self, data: dict[str, Any], **kwargs: Any) -> Any:
@@ -396,8 +420,20 @@ class ObjectMetaSchema(ModelSchema):
     class Meta:
         unknown = EXCLUDE
 
-    name = StrictString(required=True, validate=validate.Regexp(_NAME_PATTERN))
-    namespace = StrictString(load_default="", validate=validate.Regexp(r"^$|" + _DNS_LABEL))
+    name = StrictString(
+        required=True,
+        validate=[
+            validate.Length(max=253, error="must be at most 253 characters"),
+            validate.Regexp(_NAME_PATTERN, error="must be a lowercase RFC 1123 name (a-z, 0-9, '-', '.')"),
+        ],
+    )
+    namespace = StrictString(
+        load_default="",
+        validate=[
+            validate.Length(max=63, error="must be at most 63 characters"),
+            validate.Regexp(r"^$|" + _DNS_LABEL, error="must be a lowercase RFC 1123 label (a-z, 0-9, '-')"),
+        ],
+    )
     uid = StrictString(load_default=None)
     resource_version = StrictString(data_key="resourceVersion", load_default=None)
     generation = StrictInteger(load_default=None)

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import yaml
 from marshmallow import ValidationError
+
 from mtproxy.api import APIValidationError, MetricAccessSchema, flatten_messages, parse_config
 
 __all__ = ["CheckResult", "check_files", "check_text"]
@@ -40,6 +41,8 @@ def check_text(text: str) -> CheckResult:
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         return CheckResult(problems=(_yaml_error(exc),))
+    except RecursionError:
+        return CheckResult(problems=("YAML nested too deeply",))
     if not documents:
         return CheckResult(problems=("file has no YAML document",))
     if len(documents) == 1 and isinstance(documents[0], dict) and "kind" not in documents[0]:
@@ -69,7 +72,9 @@ def _manifest_problems(document: dict[str, Any]) -> list[str]:
     try:
         MetricAccessSchema().load(document)
     except ValidationError as exc:
-        return [str(p) for p in flatten_messages(exc.messages)]
+        return [str(p) for p in sorted(flatten_messages(exc.messages), key=lambda p: p.path)]
+    except RecursionError:
+        return ["document nested too deeply"]
     return []
 
 
