@@ -1,0 +1,397 @@
+"""The proxy's ASGI application: one request from bytes on the wire to an enforced answer.
+
+Order for a tenant route: read the body (bounded), parse the parameters as Prometheus
+does, authenticate the tenant, find its policy (none: 403 saying so), let the endpoint's
+policy build the backend request from the parsed values only (or answer directly), try
+the cache, take a slot of the concurrency limiter (or 503 with Retry-After after
+``queue_timeout``), call the backend within ``backend_timeout`` (504 after it), check the
+answer (defence in depth, filters), respond. A client that disconnects cancels the
+backend call. Every error is Prometheus' envelope with the right status. Operations
+routes (health, metrics, debug) are answered by ``mtproxy.proxy.ops``.
+
+This module is one unit because it is the one place the request's steps are ordered;
+each step's logic lives in its own module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import trio
+
+from mtproxy.api import ProxyConfig, QueryMode, parse_duration_ms
+from mtproxy.proxy import filters
+from mtproxy.proxy.auth.base import Authenticator, AuthRequest, Tenant
+from mtproxy.proxy.backends import BackendPool, BackendResponse
+from mtproxy.proxy.cache import ResponseCache
+from mtproxy.proxy.errors import (
+    BackendError,
+    BadRequest,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    ProxyError,
+    Unavailable,
+    render_error,
+)
+from mtproxy.proxy.merge import merge_json_answers, merge_text_answers
+from mtproxy.proxy.metrics import ProxyMetrics
+from mtproxy.proxy.ops import OpsHandler
+from mtproxy.proxy.outcomes import BackendRequest, ImmediateAnswer, ResultCheck
+from mtproxy.proxy.params import RequestParams, parse_request_params
+from mtproxy.proxy.policy import AccessPolicy
+from mtproxy.proxy.query_endpoints import query_request
+from mtproxy.proxy.resultcheck import check_result
+from mtproxy.proxy.routes import Route, RouteKind, match_route
+from mtproxy.proxy.series_endpoints import (
+    enforced_matches,
+    federate_request,
+    label_values_request,
+    labels_request,
+    series_request,
+)
+from mtproxy.proxy.tenants import TenantDirectory
+
+__all__ = ["ProxyApp"]
+
+logger = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+_JSON = "application/json"
+_CLIENT_GONE = 499
+"""Recorded (as nginx does) when the client left before the answer; nothing is sent."""
+_SINGLE_HEADERS = frozenset({"authorization", "x-tenant-namespace", "x-api-key", "content-type"})
+
+
+class _Answer:
+    __slots__ = ("body", "content_type", "headers", "status")
+
+    def __init__(self, status: int, content_type: str, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        self.status = status
+        self.content_type = content_type
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+def _error_answer(error: ProxyError) -> _Answer:
+    headers = {}
+    if error.retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="prometheus-multi-tenant-proxy"'
+    return _Answer(error.status, _JSON, render_error(error), headers)
+
+
+class ProxyApp:
+    """Callable as an ASGI 3 application."""
+
+    def __init__(
+        self,
+        *,
+        config: ProxyConfig,
+        tenants: TenantDirectory,
+        authenticator: Authenticator,
+        backends: BackendPool,
+        metrics: ProxyMetrics,
+        ops: OpsHandler,
+    ) -> None:
+        self._config = config
+        self._tenants = tenants
+        self._auth = authenticator
+        self._backends = backends
+        self._metrics = metrics
+        self._ops = ops
+        self._limiter = trio.CapacityLimiter(config.max_concurrent_requests)
+        self._queue_timeout_s = parse_duration_ms(config.queue_timeout) / 1000
+        self._backend_timeout_s = parse_duration_ms(config.backend_timeout) / 1000
+        self._cache = (
+            ResponseCache(max_bytes=config.cache_max_bytes, ttl_s=parse_duration_ms(config.cache_ttl) / 1000)
+            if config.enable_caching
+            else None
+        )
+
+    @property
+    def cache(self) -> ResponseCache | None:
+        """The response cache, when caching is on."""
+        return self._cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        method = scope["method"].upper()
+        path = scope["path"]
+        matched = match_route(path)
+        template = matched[0].template if matched else "unmatched"
+        tenant_name = ""
+        try:
+            if matched is None:
+                raise NotFound(f"no such endpoint: {path}")
+            route, path_params = matched
+            if method not in route.methods:
+                raise MethodNotAllowed(f"method {method} not allowed for {route.template}")
+            body = await self._read_body(receive)
+            params = parse_request_params(
+                method="POST" if method == "POST" else "GET",
+                query_string=scope.get("query_string", b""),
+                content_type=_header(scope, b"content-type"),
+                body=body,
+            )
+            headers = _headers(scope)
+            if route.tenant or route.kind in (
+                RouteKind.DEBUG_TENANTS,
+                RouteKind.DEBUG_ENFORCE,
+                RouteKind.COLLECTED_METRICS,
+            ):
+                tenant = await self._authenticate(method, path, headers, params)
+                tenant_name = tenant.namespace
+            else:
+                tenant = None
+            if route.tenant:
+                assert tenant is not None
+                answer = await self._with_disconnect(receive, self._serve_tenant(route, path_params, params, tenant))
+            else:
+                status, content_type, payload = await self._ops.answer(route.kind, params=params, tenant=tenant)
+                answer = _Answer(status, content_type, payload)
+        except ProxyError as error:
+            answer = _error_answer(error)
+        except Exception:
+            logger.exception("request failed", extra={"path": template, "tenant": tenant_name})
+            answer = _error_answer(ProxyError("internal error"))
+        if method == "HEAD":
+            answer.body = b""
+        if answer.status != _CLIENT_GONE:
+            await _respond(send, answer)
+        elapsed = time.perf_counter() - started
+        self._metrics.requests.labels(method, template, str(answer.status)).inc()
+        self._metrics.duration.labels(method, template).observe(elapsed)
+        if tenant_name:
+            self._metrics.tenant_requests.labels(tenant_name, str(answer.status)).inc()
+        if self._config.enable_request_logging:
+            logger.info(
+                "request served",
+                extra={
+                    "tenant": tenant_name,
+                    "endpoint": template,
+                    "method": method,
+                    "status": answer.status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest("client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._config.max_request_body_bytes:
+                raise ProxyError(f"request body larger than {self._config.max_request_body_bytes} bytes", status=413)
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def _authenticate(self, method: str, path: str, headers: Mapping[str, str], params: RequestParams) -> Tenant:
+        try:
+            return await self._auth.authenticate(AuthRequest(method=method, path=path, headers=headers, params=params))
+        except ProxyError as error:
+            self._metrics.auth_failures.labels(str(error.status)).inc()
+            raise
+
+    async def _with_disconnect(self, receive: Receive, work: Awaitable[_Answer]) -> _Answer:
+        """Run ``work``; cancel it if the client goes away first (starlette's race)."""
+        result: list[_Answer] = []
+
+        async with trio.open_nursery() as nursery:
+
+            async def watch_disconnect() -> None:
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        nursery.cancel_scope.cancel(reason="client disconnected")
+                        return
+
+            async def run() -> None:
+                result.append(await work)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch_disconnect)
+            nursery.start_soon(run)
+        if not result:
+            return _Answer(_CLIENT_GONE, _JSON, b"")
+        return result[0]
+
+    def _policy(self, tenant: Tenant) -> AccessPolicy:
+        policy = self._tenants.policy_for(tenant.namespace)
+        if policy is None:
+            raise Forbidden(
+                f"namespace {tenant.namespace!r} has no MetricAccess granting any metric; "
+                "create one in that namespace to get access"
+            )
+        return policy
+
+    async def _serve_tenant(
+        self, route: Route, path_params: Mapping[str, str], params: RequestParams, tenant: Tenant
+    ) -> _Answer:
+        policy = self._policy(tenant)
+        kind = route.kind
+        if kind is RouteKind.METADATA:
+            return await self._metadata(policy, params)
+        if kind in (RouteKind.RULES, RouteKind.ALERTS):
+            response = await self._call(BackendRequest(method="GET", path=route.template, params=()))
+            filtered = (
+                (filters.filter_rules if kind is RouteKind.RULES else filters.filter_alerts)(
+                    response.body, policy=policy
+                )
+                if response.status == 200
+                else response.body
+            )
+            return _Answer(response.status, response.content_type, filtered)
+        decision = self._decide(kind, policy, params, path_params)
+        if isinstance(decision, ImmediateAnswer):
+            return _Answer(decision.status, decision.content_type, decision.body)
+        cache_key = (policy.digest, decision.method, decision.path, decision.params)
+        if self._cache is not None and decision.cacheable:
+            cached = self._cache.get(cache_key)
+            if cached is not None:
+                self._metrics.cache_hits.inc()
+                return _Answer(*cached)
+            self._metrics.cache_misses.inc()
+        status, content_type, body = await self._fetch(decision, fan_out=self._config.query_mode is QueryMode.FAN_OUT)
+        if status == 200 and policy.isolated:
+            body = check_result(
+                decision.result_check,
+                body,
+                namespace=policy.namespace,
+                on_violation=lambda n: self._metrics.enforcement_violations.inc(n),
+            )
+        if self._cache is not None and decision.cacheable and status == 200:
+            self._cache.put(cache_key, status, content_type, body)
+        return _Answer(status, content_type, body)
+
+    def _decide(
+        self, kind: RouteKind, policy: AccessPolicy, params: RequestParams, path_params: Mapping[str, str]
+    ) -> BackendRequest | ImmediateAnswer:
+        if kind in (RouteKind.QUERY, RouteKind.QUERY_RANGE, RouteKind.QUERY_EXEMPLARS, RouteKind.FORMAT_QUERY):
+            try:
+                return query_request(kind.value, policy, params)
+            except ProxyError as error:
+                self._metrics.enforcement_refusals.labels(str(error.status)).inc()
+                raise
+        if kind is RouteKind.SERIES:
+            return series_request(policy, params)
+        if kind is RouteKind.LABELS:
+            return labels_request(policy, params)
+        if kind is RouteKind.LABEL_VALUES:
+            return label_values_request(policy, params, label=path_params["name"])
+        if kind is RouteKind.FEDERATE:
+            return federate_request(policy, params)
+        if kind is RouteKind.BUILDINFO:
+            return BackendRequest(method="GET", path="/api/v1/status/buildinfo", params=())
+        raise NotFound(f"no such endpoint: {kind.value}")  # fail closed on a kind without a policy
+
+    async def _metadata(self, policy: AccessPolicy, params: RequestParams) -> _Answer:
+        pairs = [(name, value) for name in ("metric",) for value in [params.single(name)] if value is not None]
+        limit_text = params.single("limit")
+        try:
+            limit = int(limit_text) if limit_text is not None else None
+        except ValueError:
+            raise BadRequest(f"limit: not an integer: {limit_text!r}") from None
+        metadata = await self._call(BackendRequest(method="GET", path="/api/v1/metadata", params=tuple(pairs)))
+        if metadata.status != 200:
+            return _Answer(metadata.status, metadata.content_type, metadata.body)
+        matches = enforced_matches(policy, ())
+        names_answer = await self._call(
+            BackendRequest(
+                method="GET", path="/api/v1/label/__name__/values", params=tuple(("match[]", m) for m in matches)
+            )
+        )
+        names = json.loads(names_answer.body).get("data") or [] if names_answer.status == 200 else []
+        return _Answer(200, _JSON, filters.filter_metadata(metadata.body, visible_names=names, limit=limit))
+
+    async def _call(self, request: BackendRequest) -> BackendResponse:
+        status, content_type, body = await self._fetch(request, fan_out=False)
+        return BackendResponse(target="", status=status, content_type=content_type, body=body, headers={})
+
+    async def _fetch(self, request: BackendRequest, *, fan_out: bool) -> tuple[int, str, bytes]:
+        with trio.move_on_after(self._queue_timeout_s) as queued:
+            await self._limiter.acquire()
+        if queued.cancelled_caught:
+            self._metrics.queue_rejections.inc()
+            raise Unavailable("too many concurrent requests; retry later", retry_after_s=1)
+        self._metrics.in_flight.inc()
+        try:
+            with trio.move_on_after(self._backend_timeout_s) as deadline:
+                if fan_out:
+                    return await self._fan_out(request)
+                response = await self._backends.send(request)
+                self._metrics.backend_requests.labels(response.target, str(response.status)).inc()
+                return response.status, response.content_type, response.body
+            assert deadline.cancelled_caught
+            raise ProxyError(f"backend did not answer within {self._config.backend_timeout}", status=504)
+        finally:
+            self._metrics.in_flight.dec()
+            self._limiter.release()
+
+    async def _fan_out(self, request: BackendRequest) -> tuple[int, str, bytes]:
+        results = await self._backends.send_all(request)
+        answers: list[tuple[str, int, bytes]] = []
+        for result in results:
+            if isinstance(result, BackendResponse):
+                self._metrics.backend_requests.labels(result.target, str(result.status)).inc()
+                answers.append((result.target, result.status, result.body))
+            else:
+                answers.append(("unknown", 502, render_error(BackendError(str(result)))))
+        if request.result_check is ResultCheck.FEDERATE:
+            bodies = [body for _, status, body in answers if status == 200]
+            if not bodies:
+                raise BackendError("no backend answered")
+            return 200, "text/plain; version=0.0.4; charset=utf-8", merge_text_answers(bodies)
+        status, body = merge_json_answers(answers, replica_labels=self._config.replica_labels)
+        return status, _JSON, body
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Lower-cased headers; an identity header given twice is refused, never guessed at."""
+    out: dict[str, str] = {}
+    for key, value in scope.get("headers", []):
+        name = key.decode("latin-1").lower()
+        if name in out and name in _SINGLE_HEADERS:
+            raise BadRequest(f"header {name} is given more than once")
+        out.setdefault(name, value.decode("latin-1"))
+    return out
+
+
+async def _respond(send: Send, answer: _Answer) -> None:
+    headers = [(b"content-type", answer.content_type.encode()), (b"content-length", str(len(answer.body)).encode())]
+    headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in answer.headers.items())
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})

@@ -1,0 +1,89 @@
+"""Merging the answers of several backends (``proxy.query_mode: fan_out``).
+
+Backends are assumed to hold overlapping copies (HA pairs, shards with overlap). Series
+are de-duplicated by label set after dropping the configured ``replica_labels``; the
+first answer's copy wins (answers are taken in target order). ``resultType`` is kept; a
+scalar or string result is taken from the first successful answer. A backend that failed
+or answered an error turns into a Prometheus ``warnings`` entry, never a silent partial
+result; if none succeeded, the first error answer is returned as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["merge_json_answers", "merge_text_answers"]
+
+
+def _key(labels: Any, replica_labels: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    if not isinstance(labels, dict):
+        return ()
+    return tuple(sorted((k, str(v)) for k, v in labels.items() if k not in replica_labels))
+
+
+def merge_json_answers(
+    answers: Sequence[tuple[str, int, bytes]], *, replica_labels: Sequence[str] = ()
+) -> tuple[int, bytes]:
+    """(target, status, body) answers → one (status, body)."""
+    replicas = frozenset(replica_labels)
+    successes: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    first_error: tuple[int, bytes] | None = None
+    for target, status, body in answers:
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            warnings.append(f"backend {target}: unreadable answer (HTTP {status})")
+            continue
+        if status == 200 and isinstance(document, dict) and document.get("status") == "success":
+            successes.append(document)
+            warnings.extend(str(w) for w in document.get("warnings") or [])
+        else:
+            message = document.get("error") if isinstance(document, dict) else None
+            warnings.append(f"backend {target}: HTTP {status}: {message or 'error'}")
+            if first_error is None:
+                first_error = (status, body)
+    if not successes:
+        if first_error is not None:
+            return first_error
+        return 503, json.dumps({"status": "error", "errorType": "unavailable", "error": "; ".join(warnings)}).encode()
+    merged = _merge_data([s.get("data") for s in successes], replicas)
+    out: dict[str, Any] = {"status": "success", "data": merged}
+    if warnings:
+        out["warnings"] = warnings
+    return 200, json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _merge_data(datas: list[Any], replicas: frozenset[str]) -> Any:
+    first = datas[0]
+    if isinstance(first, dict) and first.get("resultType") in ("vector", "matrix"):
+        seen: dict[tuple[tuple[str, str], ...], Any] = {}
+        for data in datas:
+            if not isinstance(data, dict) or data.get("resultType") != first["resultType"]:
+                continue
+            for item in data.get("result") or []:
+                metric = item.get("metric") if isinstance(item, dict) else None
+                cleaned = {k: v for k, v in (metric or {}).items() if k not in replicas}
+                seen.setdefault(_key(cleaned, frozenset()), {**item, "metric": cleaned})
+        return {"resultType": first["resultType"], "result": list(seen.values())}
+    if isinstance(first, list):
+        if all(isinstance(item, str) for data in datas for item in (data or [])):
+            return sorted({item for data in datas for item in (data or [])})
+        series: dict[tuple[tuple[str, str], ...], Any] = {}
+        for data in datas:
+            for item in data or []:
+                labels = item.get("seriesLabels", item) if isinstance(item, dict) else item
+                series.setdefault(_key(labels, replicas), item)
+        return list(series.values())
+    return first
+
+
+def merge_text_answers(answers: Sequence[bytes]) -> bytes:
+    """Federation text answers: every distinct line once, comments from the first answer."""
+    seen: dict[str, None] = {}
+    for body in answers:
+        for line in body.decode("utf-8", "replace").splitlines():
+            seen.setdefault(line)
+    return ("\n".join(seen) + "\n").encode("utf-8") if seen else b""

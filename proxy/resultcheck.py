@@ -1,0 +1,87 @@
+"""Defence in depth: backend answers checked against the tenant's namespace after enforcement.
+
+Enforcement rewrites queries so the backend can only return visible series; this check
+does not replace it, it catches a bug in it. Under isolation (every rule of the policy
+carries ``namespace="<ns>"``), a result series whose ``namespace`` label is present and
+different is removed, counted in ``prometheus_proxy_enforcement_violations_total`` and
+logged at error level. A query can rename labels itself (``label_replace``,
+``count_values``), so such queries are not checked: their data was already restricted at
+the selectors, and a forged label carries no data of another tenant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from mtproxy.proxy.outcomes import ResultCheck
+
+__all__ = ["LABEL_REWRITING_FUNCTIONS", "check_result"]
+
+logger = logging.getLogger(__name__)
+
+LABEL_REWRITING_FUNCTIONS = ("label_replace", "label_join", "count_values")
+
+
+def _foreign(labels: Any, namespace: str) -> bool:
+    return isinstance(labels, dict) and "namespace" in labels and labels["namespace"] != namespace
+
+
+def check_result(kind: ResultCheck, body: bytes, *, namespace: str, on_violation: Callable[[int], None]) -> bytes:
+    """The body with foreign-namespace series removed (unchanged when none is found)."""
+    if kind is ResultCheck.NONE:
+        return body
+    if kind is ResultCheck.FEDERATE:
+        return _check_federate(body, namespace=namespace, on_violation=on_violation)
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body
+    data = document.get("data") if isinstance(document, dict) else None
+    removed = 0
+    if kind is ResultCheck.VECTOR_OR_MATRIX and isinstance(data, dict) and isinstance(data.get("result"), list):
+        kept = [
+            item
+            for item in data["result"]
+            if not _foreign(item.get("metric") if isinstance(item, dict) else None, namespace)
+        ]
+        removed = len(data["result"]) - len(kept)
+        data["result"] = kept
+    elif kind is ResultCheck.SERIES and isinstance(data, list):
+        kept = [item for item in data if not _foreign(item, namespace)]
+        removed = len(data) - len(kept)
+        document["data"] = kept
+    elif kind is ResultCheck.EXEMPLARS and isinstance(data, list):
+        kept = [
+            item
+            for item in data
+            if not _foreign(item.get("seriesLabels") if isinstance(item, dict) else None, namespace)
+        ]
+        removed = len(data) - len(kept)
+        document["data"] = kept
+    if not removed:
+        return body
+    on_violation(removed)
+    logger.error("enforcement violation: foreign series removed", extra={"tenant": namespace, "series": removed})
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+def _check_federate(body: bytes, *, namespace: str, on_violation: Callable[[int], None]) -> bytes:
+    lines = body.decode("utf-8", "replace").split("\n")
+    marker = 'namespace="'
+    kept: list[str] = []
+    removed = 0
+    for line in lines:
+        if line and not line.startswith("#") and marker in line:
+            start = line.index(marker) + len(marker)
+            if not line[start:].startswith(namespace + '"'):
+                removed += 1
+                continue
+        kept.append(line)
+    if not removed:
+        return body
+    on_violation(removed)
+    logger.error("enforcement violation: foreign series removed", extra={"tenant": namespace, "series": removed})
+    return "\n".join(kept).encode("utf-8")
