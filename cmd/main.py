@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     manifests = commands.add_parser("manifests", help="regenerate the CRD from the API schemas")
     manifests.add_argument("--output-dir", default="config/crd/bases", help="where to write the CRD")
     commands.add_parser("dev", help="run the service on its embedded local default config")
+    enforce = commands.add_parser("enforce", help="print the query the proxy would send for a tenant, or its refusal")
+    enforce.add_argument("--namespace", required=True, help="the tenant namespace")
+    enforce.add_argument("--access", nargs="+", required=True, metavar="FILE", help="MetricAccess YAML files")
+    enforce.add_argument("--endpoint", choices=["query", "series", "labels", "federate"], default="query")
+    enforce.add_argument(
+        "query", nargs="?", help="PromQL query (query) or series selector (match[] endpoints; '' for none)"
+    )
     apiserver = commands.add_parser(
         "local-apiserver", help="run the Kubernetes API double on loopback (tests and local development)"
     )
@@ -135,6 +142,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_manifests(args.output_dir)
     if args.command == "dev":
         return _run_dev()
+    if args.command == "enforce":
+        from mtproxy.cmd.enforce import run_enforce
+
+        endpoint = "query" if args.endpoint == "query" else "match"
+        files, query = list(args.access), args.query
+        if query is None:  # "--access a.yaml b.yaml QUERY": the last word is the query
+            if len(files) < 2:
+                print("mtproxy enforce: a QUERY is required", file=sys.stderr)
+                return 2
+            query = files.pop()
+        return run_enforce(args.namespace, files, query, endpoint=endpoint, out=sys.stdout)
     if args.command == "local-apiserver":
         from mtproxy.apidouble import run_local_apiserver
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from mtproxy.reconcilers.metricaccess import JobDenied, desired_job
 from mtproxy.reconcilers.tenants import desired_policy
 from mtproxy.remotewrite.job import RemoteWriteJob
 
-__all__ = ["DirectoryContents", "FilesSource", "read_directory"]
+__all__ = ["DirectoryContents", "FilesSource", "read_directory", "read_directory_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +46,16 @@ class DirectoryContents:
 
 def read_directory(directory: Path) -> DirectoryContents:
     """Every valid MetricAccess in ``directory`` (not recursive), in file order."""
+    if not directory.is_dir():
+        return DirectoryContents(objects=(), problems=(f"{directory}: not a directory",))
+    return read_directory_files(sorted(p for p in directory.iterdir() if p.suffix in _SUFFIXES and p.is_file()))
+
+
+def read_directory_files(paths: Iterable[str | Path]) -> DirectoryContents:
+    """Every valid MetricAccess in the given files, in order."""
     objects: dict[str, MetricAccess] = {}
     problems: list[str] = []
-    files = (
-        sorted(p for p in directory.iterdir() if p.suffix in _SUFFIXES and p.is_file()) if directory.is_dir() else []
-    )
-    if not directory.is_dir():
-        problems.append(f"{directory}: not a directory")
-    for path in files:
+    for path in map(Path, paths):
         try:
             documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:

@@ -1,0 +1,154 @@
+"""Enforcing a tenant's policy on a PromQL query by rewriting every vector selector.
+
+Every vector selector S, wherever it stands (inside matrix selectors, subqueries,
+function calls, aggregations, both sides of binary operations, with ``offset`` and
+``@``), is printed as S ∧ (R1 or … or Rk) (``mtproxy.proxy.selectors``):
+
+- one branch: the selector with the rule's matchers added, or S unchanged when S already
+  implies a rule, or S plus a matcher that matches nothing when no rule is compatible
+  (so ``up or secret`` returns the visible part; never a refusal, never S itself);
+- several branches of an instant selector: ``(S∧R1 or S∧R2 …)``, which is exact;
+- several branches of a matrix selector that is the argument of a per-series range
+  function (``rate``, ``*_over_time`` …): the function distributed over the branches,
+  ``(rate(S∧R1[5m]) or rate(S∧R2[5m]))``, exact because each output series depends
+  only on its own input series;
+- several branches of a matrix selector anywhere else: refused with 403, naming the
+  selector and how to narrow it. An unrestricted selector is never forwarded.
+
+The text is printed by the project's printer (``promql_print``), never the parser
+library's ``str()``; parsing refuses what Prometheus 2.42 would read differently
+(``promql_parity``). Anything the walk does not know is printed by the printer, which
+itself refuses unknown nodes. Pure and sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from promql_parser import Call, Expr, MatchOp, MatrixSelector, VectorSelector
+
+from mtproxy.api import LabelMatcher
+from mtproxy.api import MatchOp as Op
+from mtproxy.proxy.errors import BadRequest, Forbidden
+from mtproxy.proxy.policy import AccessPolicy
+from mtproxy.proxy.promql_parity import PromQLError, duration_ms, parse_promql
+from mtproxy.proxy.promql_print import Piece, format_duration_ms, format_expr, format_modifiers, quote_string
+from mtproxy.proxy.selectors import Restriction, restrict_selector
+
+__all__ = ["PER_SERIES_RANGE_FUNCTIONS", "enforce_query"]
+
+PER_SERIES_RANGE_FUNCTIONS = frozenset(
+    {
+        "rate", "irate", "increase", "delta", "idelta", "deriv", "predict_linear", "holt_winters",
+        "changes", "resets", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time",
+        "count_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time",
+        "last_over_time", "present_over_time",
+    }
+)  # fmt: skip
+"""Functions whose every output series depends on one input series only (absent_over_time does not)."""
+
+_OPS = (
+    (MatchOp.Equal, Op.EQUAL),
+    (MatchOp.NotEqual, Op.NOT_EQUAL),
+    (MatchOp.Re, Op.REGEX),
+    (MatchOp.NotRe, Op.NOT_REGEX),
+)
+
+
+def _matchers(selector: VectorSelector) -> tuple[LabelMatcher, ...]:
+    out: list[LabelMatcher] = []
+    if selector.name:
+        out.append(LabelMatcher(name="__name__", op=Op.EQUAL, value=selector.name))
+    for matcher in selector.matchers.matchers:
+        op = next((ours for theirs, ours in _OPS if matcher.op == theirs), None)
+        if op is None:
+            raise BadRequest(f"unknown matcher operator in {matcher.name}")
+        try:
+            out.append(LabelMatcher(name=matcher.name, op=op, value=matcher.value))
+        except ValueError as exc:
+            raise BadRequest(f"invalid matcher {matcher.name}: {exc}") from None
+    return tuple(out)
+
+
+def _braces(branch: Sequence[LabelMatcher]) -> str:
+    return "{" + ",".join(f"{m.name}{m.op.value}{quote_string(m.value)}" for m in branch) + "}"
+
+
+def _describe(selector: VectorSelector) -> str:
+    return _braces(_matchers(selector))
+
+
+class _Enforcer:
+    """The printing hook that writes each selector restricted to the policy."""
+
+    def __init__(self, policy: AccessPolicy) -> None:
+        self._policy = policy
+
+    def _branches(self, selector: VectorSelector) -> tuple[Restriction, list[str]]:
+        restricted = restrict_selector(_matchers(selector), self._policy.rules)
+        return restricted.kind, [_braces(branch) for branch in restricted.branches]
+
+    def rewrite(self, node: Expr) -> list[Piece] | None:
+        if isinstance(node, VectorSelector):
+            kind, branches = self._branches(node)
+            suffix = format_modifiers(node.offset, node.at)
+            if kind is Restriction.UNION:
+                return ["(" + " or ".join(branch + suffix for branch in branches) + ")"]
+            return [branches[0] + suffix]
+        if isinstance(node, MatrixSelector):
+            return [self._matrix_text(node, allow_union=False)[0]]
+        if isinstance(node, Call) and node.func.name in PER_SERIES_RANGE_FUNCTIONS:
+            return self._distributed_call(node)
+        return None
+
+    def _matrix_text(self, node: MatrixSelector, *, allow_union: bool) -> list[str]:
+        selector = node.vector_selector
+        kind, branches = self._branches(selector)
+        window = format_duration_ms(duration_ms(node.range, what="range", sign="positive"))
+        suffix = f"[{window}]{format_modifiers(selector.offset, selector.at)}"
+        if kind is Restriction.UNION and not allow_union:
+            raise Forbidden(
+                f"the range selector {_describe(selector)}[{window}] would need several of your access rules at once, "
+                "which PromQL can only combine for instant vectors and per-series range functions; narrow it, "
+                "e.g. with a __name__ or label matcher that one rule covers"
+            )
+        return [branch + suffix for branch in branches]
+
+    def _distributed_call(self, call: Call) -> list[Piece] | None:
+        args = list(call.args)
+        matrix_index = next((i for i, a in enumerate(args) if isinstance(a, MatrixSelector)), None)
+        if matrix_index is None:
+            return None
+        matrix = args[matrix_index]
+        assert isinstance(matrix, MatrixSelector)
+        texts = self._matrix_text(matrix, allow_union=True)
+        name = call.func.name
+        pieces: list[Piece] = ["("] if len(texts) > 1 else []
+        for number, text in enumerate(texts):
+            if number:
+                pieces.append(" or ")
+            pieces.append(f"{name}(")
+            for index, arg in enumerate(args):
+                if index:
+                    pieces.append(", ")
+                pieces.append(text if index == matrix_index else arg)
+            pieces.append(")")
+        if len(texts) > 1:
+            pieces.append(")")
+        return pieces
+
+
+def enforce_query(query: str, policy: AccessPolicy) -> str:
+    """The query with every selector restricted to ``policy``, as PromQL text.
+
+    Raises:
+        BadRequest: the query does not parse, or uses what Prometheus 2.42 would read differently.
+        Forbidden: a selector's restriction cannot be written exactly where it stands.
+    """
+    if not policy.rules:
+        raise Forbidden(f"namespace {policy.namespace!r} has no access rules")
+    try:
+        expr = parse_promql(query)
+        return format_expr(expr, rewrite=_Enforcer(policy).rewrite)
+    except PromQLError as exc:
+        raise BadRequest(f"invalid query: {exc}") from None
