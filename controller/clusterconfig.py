@@ -46,7 +46,11 @@ def _from_configuration(configuration: object) -> ClusterConfig:
         hook = configuration.refresh_api_key_hook
         if hook is not None:
             hook(configuration)
-        value = configuration.get_api_key_with_prefix("authorization")
+        # The loaders file the header value under the auth setting's name ("BearerToken",
+        # already prefixed "Bearer "); clients before v12 used the header name instead.
+        value = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+            "authorization"
+        )
         return str(value) if value else None
 
     return ClusterConfig(host=str(configuration.host).rstrip("/"), verify=verify, token=token)

@@ -220,8 +220,12 @@ class ProxyApp:
             raise
 
     async def _with_disconnect(self, receive: Receive, work: Awaitable[_Answer]) -> _Answer:
-        """Run ``work``; cancel it if the client goes away first (starlette's race)."""
-        result: list[_Answer] = []
+        """Run ``work``; cancel it if the client goes away first (starlette's race).
+
+        The outcome (answer or error) is carried out of the nursery, so a ``ProxyError``
+        reaches the caller as itself, not inside an exception group.
+        """
+        outcome: list[_Answer | ProxyError] = []
 
         async with trio.open_nursery() as nursery:
 
@@ -233,14 +237,19 @@ class ProxyApp:
                         return
 
             async def run() -> None:
-                result.append(await work)
+                try:
+                    outcome.append(await work)
+                except ProxyError as error:
+                    outcome.append(error)
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch_disconnect)
             nursery.start_soon(run)
-        if not result:
+        if not outcome:
             return _Answer(_CLIENT_GONE, _JSON, b"")
-        return result[0]
+        if isinstance(outcome[0], ProxyError):
+            raise outcome[0]
+        return outcome[0]
 
     def _policy(self, tenant: Tenant) -> AccessPolicy:
         policy = self._tenants.policy_for(tenant.namespace)
