@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import trio
+
 from mtproxy.controller.clusterconfig import ClusterConfig
 from mtproxy.controller.errors import TransportError, error_from_response
 from mtproxy.controller.ratelimit import BucketRateLimiter

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 import trio
+
 from mtproxy.controller.reconcile import Reconciler, Request, TerminalError
 from mtproxy.controller.workqueue import QueueShutDown, WorkQueue
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
+
 from mtproxy.controller.client import KubeClient
 from mtproxy.controller.errors import APIError, Conflict, NotFound
 from mtproxy.controller.resource import Resource

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import trio
+
 from mtproxy.controller.informer import Informer
 from mtproxy.controller.leaderelection import LeaderElector
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
 from mtproxy.controller.client import KubeClient
 from mtproxy.controller.errors import Gone, TransportError, error_from_response
 from mtproxy.controller.resource import Resource

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
+
 from mtproxy.api import Rule, format_duration
 from mtproxy.remotewrite.samples import (
     CollectedSeries,

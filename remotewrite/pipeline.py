@@ -26,11 +26,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import trio
+
 from mtproxy.remotewrite.encode import STALE_NAN, compress_block, encode_series, encode_write_request
 from mtproxy.remotewrite.exposition import format_exposition
 from mtproxy.remotewrite.job import Destination
+from mtproxy.remotewrite.pushgateway import PushgatewaySender
 from mtproxy.remotewrite.reads import JobReads
-from mtproxy.remotewrite.sinks import PushgatewaySender, RemoteWriteSender, SendOutcome, SendResult
+from mtproxy.remotewrite.senders import HttpSender, RemoteWriteSender, SendOutcome, SendResult
 from mtproxy.remotewrite.state import JobState, StateStore, series_hash
 from mtproxy.remotewrite.watermarks import SeriesKey, Watermarks
 
@@ -55,7 +57,8 @@ class PipelineStatistics:
 
 
 class _Base:
-    def __init__(self, reads: JobReads, destination: Destination) -> None:
+    def __init__(self, reads: JobReads, destination: Destination, sender: HttpSender) -> None:
+        self._http_sender = sender
         self.reads = reads
         self.destination = destination
         self.healthy = True
@@ -66,6 +69,10 @@ class _Base:
         self.last_success_ms: int | None = None
         self.last_error: str | None = None
         self.forwarded_last_cycle: list[tuple[SeriesKey, int, float]] = []
+
+    async def close(self) -> None:
+        """Release the sender's connections (own TLS clients included)."""
+        await self._http_sender.aclose()
 
     def _fail(self, message: str) -> None:
         self.healthy = False
@@ -85,7 +92,7 @@ class RemoteWritePipeline(_Base):
         store: StateStore,
         window_ms: int = 300_000,
     ) -> None:
-        super().__init__(reads, destination)
+        super().__init__(reads, destination, sender)
         self._sender = sender
         self._state = state
         self._store = store
@@ -206,7 +213,7 @@ class PushgatewayPipeline(_Base):
     """The newest value of every live series, PUT as one group each cycle."""
 
     def __init__(self, reads: JobReads, destination: Destination, *, sender: PushgatewaySender) -> None:
-        super().__init__(reads, destination)
+        super().__init__(reads, destination, sender)
         self._sender = sender
         self.cursor_ms: int | None = None
 

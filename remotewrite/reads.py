@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import trio
+
 from mtproxy.remotewrite.collect import Collector
 from mtproxy.remotewrite.job import RemoteWriteJob
 from mtproxy.remotewrite.samples import InstantSample

@@ -24,11 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import trio
+
 from mtproxy.remotewrite.collect import CollectionError, Collector
 from mtproxy.remotewrite.job import DestinationKind, RemoteWriteJob
 from mtproxy.remotewrite.pipeline import PipelineStatistics, PushgatewayPipeline, RemoteWritePipeline
+from mtproxy.remotewrite.pushgateway import PushgatewaySender
 from mtproxy.remotewrite.reads import JobReads
-from mtproxy.remotewrite.sinks import PushgatewaySender, RemoteWriteSender
+from mtproxy.remotewrite.senders import RemoteWriteSender
 from mtproxy.remotewrite.state import JobState, StateStore
 
 __all__ = ["JobRunner", "JobStatus", "RunnerStatistics", "SenderFactory"]
@@ -197,10 +199,15 @@ class JobRunner:
         logger.info("remote write job started", extra={"job": job.key, "destinations": len(pipelines)})
 
     async def _run_job(self, running: _RunningJob) -> None:
-        with running.scope:
-            async with trio.open_nursery() as nursery:
+        try:
+            with running.scope:
+                async with trio.open_nursery() as nursery:
+                    for pipeline in running.pipelines:
+                        nursery.start_soon(self._run_destination, running, pipeline)
+        finally:
+            with trio.CancelScope(shield=True):
                 for pipeline in running.pipelines:
-                    nursery.start_soon(self._run_destination, running, pipeline)
+                    await pipeline.close()
 
     async def _run_destination(self, running: _RunningJob, pipeline: Pipeline) -> None:
         interval_s = running.job.interval_ms / 1000

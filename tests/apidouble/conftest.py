@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
+
 from mtproxy.apidouble import RunningDouble, start_in_thread
 
 GROUP = "observability.ethos.io"

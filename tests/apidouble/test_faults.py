@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from mtproxy.apidouble import InjectedFailure, RunningDouble
 
 

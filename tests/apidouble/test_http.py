@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+
 from mtproxy.apidouble import RunningDouble
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from mtproxy.apidouble import RunningDouble, start_in_thread
 
 pytestmark = [

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from kubernetes import client
+
 from mtproxy.apidouble import RunningDouble
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from mtproxy.apidouble.errors import BadRequestError, UnsupportedMediaTypeError
 from mtproxy.apidouble.patches import apply_patch, json_patch, merge_patch, strategic_merge_patch
 

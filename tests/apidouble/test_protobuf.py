@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mtproxy.apidouble.errors import UnsupportedMediaTypeError
 from mtproxy.apidouble.protobuf import decode_protobuf_object
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
+
 from mtproxy.apidouble import AccessRule, ReviewRules, RunningDouble, UserInfo
 
 RULES = ReviewRules(

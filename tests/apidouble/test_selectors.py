@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mtproxy.apidouble.errors import BadRequestError
 from mtproxy.apidouble.selectors import parse_field_selector, parse_label_selector
 

@@ -7,6 +7,7 @@ from functools import partial
 
 import httpx
 import trio
+
 from mtproxy.apidouble import ApiDouble, serve
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from mtproxy.apidouble import start_in_thread
 
 

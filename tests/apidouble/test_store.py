@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+
 from mtproxy.apidouble.errors import ExpiredError
 from mtproxy.apidouble.resources import GroupResource
 from mtproxy.apidouble.store import EventType, ObjectKey, Store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mtproxy.apidouble.tables import Rendering, evaluate_json_path, human_duration, parse_accept
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from kubernetes import client, watch
+
 from mtproxy.apidouble import RunningDouble
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ import itertools
 
 import trio
 import trio.testing
+
 from mtproxy.controller.controller import Controller
 from mtproxy.controller.reconcile import Request, Result, TerminalError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mtproxy.proxy.errors import BadRequest
 from mtproxy.proxy.params import FORM_CONTENT_TYPE, encode_form, parse_request_params
 

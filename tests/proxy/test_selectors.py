@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from mtproxy.api import LabelMatcher, Rule, parse_pattern, rules_for
 from mtproxy.proxy.policy import AccessPolicy
 from mtproxy.proxy.selectors import Restriction, quote_meta, restrict_selector

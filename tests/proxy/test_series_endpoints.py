@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from mtproxy.api import parse_selector, rules_for
 from mtproxy.proxy.errors import BadRequest
 from mtproxy.proxy.outcomes import BackendRequest, ImmediateAnswer

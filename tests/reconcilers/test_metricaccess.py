@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from mtproxy.api import Config, GuardrailsConfig, MetricAccess, MetricAccessSchema, RemoteWriteConfig
 from mtproxy.reconcilers.metricaccess import JobDenied, desired_job
 from mtproxy.remotewrite.job import DestinationKind, RemoteWriteJob

@@ -10,6 +10,7 @@ from pathlib import Path
 import snappy
 from hypothesis import given
 from hypothesis import strategies as st
+
 from mtproxy.remotewrite import prompb
 from mtproxy.remotewrite.encode import (
     STALE_NAN,

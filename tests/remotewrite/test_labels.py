@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mtproxy.remotewrite.labels import merge_extra_labels
 
 E2, E3, E4, E5 = ("exported_" * n for n in (2, 3, 4, 5))

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
 from mtproxy.api.regex import compile_relabel_regex
 from mtproxy.api.relabel import RelabelAction, RelabelConfig, relabel_problems
 from mtproxy.remotewrite import relabel, relabel_expand

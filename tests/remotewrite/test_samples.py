@@ -8,6 +8,7 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from mtproxy.remotewrite.samples import MalformedAnswer, parse_matrix_answer
 
 
