@@ -21,7 +21,8 @@ against a real Prometheus 2.42:
   lone surrogate, an out-of-range duration) raises :class:`PromQLUnsupported`: nothing is
   passed through in some other spelling.
 
-The walk uses an explicit stack, so no tree is too deep to print.
+The walk uses an explicit stack, so no tree is too deep to print. The enforcer prints through
+the same walk, handing its own text for the selectors it restricts (``rewrite``).
 """
 
 from __future__ import annotations
@@ -119,23 +120,26 @@ _DURATION_UNITS: Final = (
     ("ms", 1, False),
 )
 
-_Piece = str | Expr
-Piece = _Piece
+Piece = str | Expr
 """What a node prints as: text, or a child node printed in turn."""
 
 
-def format_expr(expr: Expr, *, rewrite: Callable[[Expr], list[_Piece] | None] | None = None) -> str:
+def format_expr(expr: Expr, *, rewrite: Callable[[Expr], list[Piece] | None] | None = None) -> str:
     """Print ``expr`` as PromQL that Prometheus 2.42 parses back to the same tree.
 
-    ``rewrite`` lets the enforcer print some nodes its own way: it is asked first for every
-    node and returns the node's pieces (text and child nodes, which are printed the same
-    way), or None to print the node as usual.
+    Args:
+        expr: the tree.
+        rewrite: lets the enforcer print some nodes its own way. It is asked first for every
+            node and returns the node's pieces (text, and child nodes printed the same way),
+            or None to print the node as usual. Its pieces must hold together as one operand
+            (a union goes in parentheses): the parent chose its parentheses from the node's
+            kind, before the rewrite.
 
     Raises:
         PromQLUnsupported: some node cannot be printed faithfully.
     """
     out: list[str] = []
-    pending: list[_Piece] = [expr]
+    pending: list[Piece] = [expr]
     while pending:
         piece = pending.pop()
         if isinstance(piece, str):
@@ -144,11 +148,6 @@ def format_expr(expr: Expr, *, rewrite: Callable[[Expr], list[_Piece] | None] | 
             pieces = rewrite(piece) if rewrite is not None else None
             pending.extend(reversed(pieces if pieces is not None else _expand(piece)))
     return "".join(out)
-
-
-def format_modifiers(offset: datetime.timedelta | None, at: AtModifier | None) -> str:
-    """The `` @ …`` and `` offset …`` suffix of a selector, as the printer writes it."""
-    return _modifiers(offset, at)
 
 
 def quote_string(value: str) -> str:
@@ -194,19 +193,38 @@ def format_duration_ms(ms: int) -> str:
     return "".join(parts)
 
 
-def _expand(node: Expr) -> list[_Piece]:
+def format_modifiers(offset: datetime.timedelta | None, at: AtModifier | None) -> str:
+    """The `` @ ...`` and `` offset ...`` suffix of a selector or subquery (empty without them)."""
+    text = ""
+    if at is not None:
+        when = at_timestamp_ms(at)
+        if when is None:
+            text += " @ start()" if at.type == AtModifierType.Start else " @ end()"
+        else:
+            sign, when = ("-" if when < 0 else ""), abs(when)
+            seconds, millis = divmod(when, 1000)
+            fraction = f".{millis:03d}".rstrip("0") if millis else ""
+            text += f" @ {sign}{seconds}{fraction}"
+    if offset is not None:
+        ms = duration_ms(offset, what="offset", sign="any")
+        if ms:
+            text += f" offset {'-' if ms < 0 else ''}{format_duration_ms(abs(ms))}"
+    return text
+
+
+def _expand(node: Expr) -> list[Piece]:
     """Split one node into text and child nodes, in output order."""
     if isinstance(node, VectorSelector):
-        return [_selector(node) + _modifiers(node.offset, node.at)]
+        return [_selector(node) + format_modifiers(node.offset, node.at)]
     if isinstance(node, MatrixSelector):
         vector = node.vector_selector
         window = format_duration_ms(duration_ms(node.range, what="range", sign="positive"))
-        return [f"{_selector(vector)}[{window}]{_modifiers(vector.offset, vector.at)}"]
+        return [f"{_selector(vector)}[{window}]{format_modifiers(vector.offset, vector.at)}"]
     if isinstance(node, SubqueryExpr):
         window = format_duration_ms(duration_ms(node.range, what="subquery range", sign="positive"))
         step_ms = 0 if node.step is None else duration_ms(node.step, what="subquery step", sign="non-negative")
         step = format_duration_ms(step_ms) if step_ms else ""
-        suffix = f"[{window}:{step}]{_modifiers(node.offset, node.at)}"
+        suffix = f"[{window}:{step}]{format_modifiers(node.offset, node.at)}"
         return [*_operand(node.expr, wrap=_strength(node.expr) < _ATOM), suffix]
     if isinstance(node, ParenExpr):
         return ["(", node.expr, ")"]
@@ -256,25 +274,7 @@ def _selector(selector: VectorSelector) -> str:
     return name + "{" + ",".join(inside) + "}"
 
 
-def _modifiers(offset: datetime.timedelta | None, at: AtModifier | None) -> str:
-    text = ""
-    if at is not None:
-        when = at_timestamp_ms(at)
-        if when is None:
-            text += " @ start()" if at.type == AtModifierType.Start else " @ end()"
-        else:
-            sign, when = ("-" if when < 0 else ""), abs(when)
-            seconds, millis = divmod(when, 1000)
-            fraction = f".{millis:03d}".rstrip("0") if millis else ""
-            text += f" @ {sign}{seconds}{fraction}"
-    if offset is not None:
-        ms = duration_ms(offset, what="offset", sign="any")
-        if ms:
-            text += f" offset {'-' if ms < 0 else ''}{format_duration_ms(abs(ms))}"
-    return text
-
-
-def _binary(node: BinaryExpr) -> list[_Piece]:
+def _binary(node: BinaryExpr) -> list[Piece]:
     op = str(node.op)
     precedence = _PRECEDENCE.get(op)
     if precedence is None:
@@ -305,13 +305,13 @@ def _bin_modifier(op: str, modifier: BinModifier | None) -> str:
     return text
 
 
-def _call(name: str, args: list[object]) -> list[_Piece]:
+def _call(name: str, args: list[object]) -> list[Piece]:
     if _IDENTIFIER.fullmatch(name) is None:
         raise PromQLUnsupported(repr(name), "is not a function name")
     return _applied(name, args, what=f"argument of {name}")
 
 
-def _aggregation(node: AggregateExpr) -> list[_Piece]:
+def _aggregation(node: AggregateExpr) -> list[Piece]:
     op = str(node.op)
     if _IDENTIFIER.fullmatch(op) is None:
         raise PromQLUnsupported(repr(op), "is not an aggregation")
@@ -330,8 +330,8 @@ def _aggregation(node: AggregateExpr) -> list[_Piece]:
     return _applied(head, args, what=f"operand of {op}")
 
 
-def _applied(head: str, args: list[object], *, what: str) -> list[_Piece]:
-    pieces: list[_Piece] = [f"{head}("]
+def _applied(head: str, args: list[object], *, what: str) -> list[Piece]:
+    pieces: list[Piece] = [f"{head}("]
     for index, arg in enumerate(args):
         if not isinstance(arg, Expr):
             raise PromQLUnsupported(what, f"is a {type(arg).__name__}, not an expression")
@@ -342,7 +342,7 @@ def _applied(head: str, args: list[object], *, what: str) -> list[_Piece]:
     return pieces
 
 
-def _operand(node: Expr, *, wrap: bool) -> list[_Piece]:
+def _operand(node: Expr, *, wrap: bool) -> list[Piece]:
     return ["(", node, ")"] if wrap else [node]
 
 

@@ -39,7 +39,7 @@ from promql_parser import (
 from realservers.prometheus import infrastructure_prometheus
 
 from mtproxy.proxy.promql_parity import MAX_NESTING, PromQLUnsupported, parse_promql
-from mtproxy.proxy.promql_print import format_duration_ms, format_expr, format_number, quote_string
+from mtproxy.proxy.promql_print import Piece, format_duration_ms, format_expr, format_number, quote_string
 
 # -- the structural oracle ------------------------------------------------------------------
 
@@ -382,6 +382,18 @@ def test_rewritten_tree_prints_with_needed_parentheses(query: str, replacements:
     tree = _substitute(query, replacements)
     assert format_expr(tree) == printed
     assert tree_shape(parse_promql(printed), parens=False) == tree_shape(tree, parens=False)
+
+
+def test_rewrite_hook_prints_its_pieces_and_their_children() -> None:
+    def rewrite(node: Expr) -> list[Piece] | None:
+        if isinstance(node, VectorSelector) and node.name == "secret":
+            return ['(secret{ns="a"} or secret{ns="b"})']
+        if isinstance(node, Call):
+            return ["abs(", node.args[0], ")"]
+        return None
+
+    tree = promql_parser.parse('-secret * rate(x{a="\\""}[5m])')
+    assert format_expr(tree, rewrite=rewrite) == '-(secret{ns="a"} or secret{ns="b"}) * abs(x{a="\\""}[5m])'
 
 
 def test_name_narrowed_by_name_matcher_moves_into_braces() -> None:
