@@ -133,6 +133,10 @@ class RemoteWriteConfig:
     """In-cluster host name to ``host:port``, for running outside a cluster."""
     state_dir: str | None = None
     """Where files mode keeps each job's last collection time across restarts."""
+    secrets_file: str | None = None
+    """Files mode: YAML ``namespace: {secret: {key: value}}`` standing in for Kubernetes Secrets."""
+    safety_delay: str = "2s"
+    """How far behind now a cycle reads: at least the source's scrape duration."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -166,6 +166,8 @@ class RemoteWriteSchema(_Section):
     max_backfill = Duration(load_default="1h")
     host_aliases = StringMap(load_default=dict)
     state_dir = StrictString(load_default=None)
+    secrets_file = StrictString(load_default=None)
+    safety_delay = Duration(load_default="2s")
 
     @pre_load
     def _alias(self, data: Any, **kwargs: Any) -> Any:

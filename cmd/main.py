@@ -9,24 +9,19 @@ config files, ``manifests`` regenerates the CRD, ``dev`` runs the local demo.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from mtproxy.api import CRD_FILENAME, APIValidationError, load_config, load_config_text, render_crd_yaml
+from mtproxy.api import CRD_FILENAME, APIValidationError, load_config, render_crd_yaml
 from mtproxy.cmd.check import check_files
-from mtproxy.cmd.devconfig import DEV_CONFIG_YAML
 from mtproxy.cmd.logsetup import LEVELS, configure_logging
 
 __all__ = ["build_parser", "console_main", "leader_election_namespace", "main"]
 
 DEFAULT_CONFIG_PATH = "/etc/prometheus-proxy/config.yaml"
 DEFAULT_LEADER_ELECTION_ID = "prometheus-multi-tenant-proxy-remote-write"
-NOT_BUILT_YET = (
-    "The proxy service, Kubernetes runtime and remote-write pipeline are not built yet "
-    "(open issues: controller runtime, query enforcement, proxy service, remote write). "
-    "Available now: `mtproxy check`, `mtproxy manifests`."
-)
 
 
 def _go_bool(text: str) -> bool:
@@ -73,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", metavar="FILE")
     manifests = commands.add_parser("manifests", help="regenerate the CRD from the API schemas")
     manifests.add_argument("--output-dir", default="config/crd/bases", help="where to write the CRD")
-    commands.add_parser("dev", help="run the service on its embedded local default config")
+    commands.add_parser("dev", help="run the service with a demo Prometheus on its embedded local default config")
     enforce = commands.add_parser("enforce", help="print the query the proxy would send for a tenant, or its refusal")
     enforce.add_argument("--namespace", required=True, help="the tenant namespace")
     enforce.add_argument("--access", nargs="+", required=True, metavar="FILE", help="MetricAccess YAML files")
@@ -105,23 +100,21 @@ def _run_manifests(output_dir: str) -> int:
     return 0
 
 
-def _run_dev() -> int:
-    try:
-        loaded = load_config_text(DEV_CONFIG_YAML)
-    except APIValidationError as exc:  # pragma: no cover - guarded by a test of the embedded config
-        print(f"embedded dev config is invalid: {exc}", file=sys.stderr)
-        return 1
-    print("mtproxy dev: the embedded local default config is valid:\n")
-    print(DEV_CONFIG_YAML)
-    print(f"tenants source: {loaded.config.tenants.source.value}, directory {loaded.config.tenants.files_directory}")
-    print(NOT_BUILT_YET)
-    return 0
+def _run_dev(port: int, log_level: str) -> int:
+    from mtproxy.cmd.dev import run_dev
+
+    configure_logging(log_level)
+    return run_dev(port)
 
 
 def _run_service(args: argparse.Namespace) -> int:
+    import trio
+
+    from mtproxy.cmd.service import ServiceOptions, run_service
+
     configure_logging(args.log_level)
     try:
-        load_config(args.config)
+        loaded = load_config(args.config)
     except FileNotFoundError:
         print(f"--config: no such file: {args.config}", file=sys.stderr)
         return 2
@@ -129,8 +122,21 @@ def _run_service(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"{args.config}: {problem}", file=sys.stderr)
         return 2
-    print(NOT_BUILT_YET, file=sys.stderr)
-    return 2
+    for warning in loaded.warnings:
+        logging.getLogger("mtproxy").warning("config key ignored", extra={"detail": warning})
+    options = ServiceOptions(
+        port=args.port,
+        kubeconfig=args.kubeconfig,
+        leader_elect=args.leader_elect,
+        leader_election_id=args.leader_election_id,
+        leader_election_namespace=leader_election_namespace(args.leader_election_namespace),
+    )
+    try:
+        trio.run(run_service, loaded.config, options)
+    except RuntimeError as exc:
+        print(f"mtproxy: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "manifests":
         return _run_manifests(args.output_dir)
     if args.command == "dev":
-        return _run_dev()
+        return _run_dev(args.port, args.log_level)
     if args.command == "enforce":
         from mtproxy.cmd.enforce import run_enforce
 

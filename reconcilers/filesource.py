@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 import yaml
@@ -102,6 +103,10 @@ class FilesSource:
     def has_synced(self) -> bool:
         """Whether the directory has been read once."""
         return self.synced.is_set()
+
+    def informers(self) -> list[Any]:
+        """None: files mode needs no Kubernetes."""
+        return []
 
     def reload(self) -> None:
         """Read the directory and publish everything (sync: files are small)."""

@@ -139,7 +139,7 @@ class JobRunner:
             return []
         return list(running.pipelines[0].forwarded_last_cycle)
 
-    def keys(self) -> tuple[str, ...]:
+    def job_keys(self) -> tuple[str, ...]:
         """Keys of the running jobs."""
         return tuple(self._running)
 

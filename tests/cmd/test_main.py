@@ -155,11 +155,19 @@ def test_manifests_default_output_dir_is_config_crd_bases() -> None:
     assert build_parser().parse_args(["manifests"]).output_dir == "config/crd/bases"
 
 
-def test_dev_exits_0_and_prints_the_embedded_config(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["dev"]) == 0
-    out = capsys.readouterr().out
-    assert DEV_CONFIG_YAML in out
-    assert "tenants source: files, directory examples/dev/tenants" in out
+def test_dev_without_prometheus_says_what_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["dev"]) == 1
+    assert "sudo apt-get install -y prometheus" in capsys.readouterr().err
+
+
+def test_dev_demo_targets_match_the_embedded_config() -> None:
+    from mtproxy.cmd.dev import DEMO_PROMETHEUS_PORT
+
+    loaded = load_config_text(DEV_CONFIG_YAML)
+    assert loaded.config.discovery.static.targets == (f"http://127.0.0.1:{DEMO_PROMETHEUS_PORT}",)
 
 
 def test_the_embedded_dev_config_is_valid_and_points_at_the_demo_tenants() -> None:
