@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     enforce.add_argument(
         "query", nargs="?", help="PromQL query (query) or series selector (match[] endpoints; '' for none)"
     )
+    relabel = commands.add_parser("relabel", help="apply relabel rules to series read on stdin")
+    relabel.add_argument("--rules", required=True, metavar="FILE", help="YAML list of rules, or a MetricAccess")
+    relabel.add_argument("--format", choices=["text", "json"], default="text", help="input and output format")
     apiserver = commands.add_parser(
         "local-apiserver", help="run the Kubernetes API double on loopback (tests and local development)"
     )
@@ -159,6 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             query = files.pop()
         return run_enforce(args.namespace, files, query, endpoint=endpoint, out=sys.stdout)
+    if args.command == "relabel":
+        from mtproxy.cmd.relabel import run_relabel
+
+        try:
+            with open(args.rules, encoding="utf-8") as handle:
+                rules_text = handle.read()
+        except OSError as exc:
+            print(f"--rules: cannot read {args.rules}: {exc.strerror}", file=sys.stderr)
+            return 1
+        return run_relabel(rules_text, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr, output_format=args.format)
     if args.command == "local-apiserver":
         from mtproxy.apidouble import run_local_apiserver
 
