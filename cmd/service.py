@@ -30,6 +30,7 @@ from mtproxy.proxy.metrics import ProxyMetrics
 from mtproxy.proxy.ops import CollectedJob, OpsHandler
 from mtproxy.proxy.server import HTTPServer
 from mtproxy.proxy.tenants import TenantPolicies
+from mtproxy.reconcilers.discovery import KubernetesDiscovery
 from mtproxy.reconcilers.filesource import FilesSource
 from mtproxy.reconcilers.kubesource import KubernetesTenantSource
 from mtproxy.remotewrite import (
@@ -188,10 +189,17 @@ async def _run(
     )
     server = HTTPServer(app, host=options.host, port=options.port)
 
+    discovery_source: KubernetesDiscovery | None = None
+    if not config.discovery.static.targets:
+        assert kube is not None
+        discovery_source = KubernetesDiscovery(kube, config.discovery.kubernetes, publish=pool.set_targets)
+
     manager = Manager(elector=elector, handle_signals=options.handle_signals)
     manager.add_server(pool.run)
-    for informer in source.informers():
+    for informer in source.informers() + (discovery_source.informers() if discovery_source else []):
         manager.add_informer(informer)
+    if discovery_source is not None:
+        manager.add_runnable(discovery_source.run)
     manager.add_runnable(source.run)
     manager.add_runnable(server.run)
     if runner is not None:
