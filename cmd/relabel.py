@@ -82,7 +82,8 @@ def _text_series(lines: Iterable[str]) -> Iterable[tuple[int, dict[str, str], fl
             raise ValueError(f"line {number}: not a sample line: {exc}") from None
         for sample in samples:
             labels = {"__name__": sample.name, **sample.labels}
-            yield number, labels, sample.value, sample.timestamp
+            stamp = sample.timestamp
+            yield number, labels, sample.value, None if stamp is None else float(stamp)
 
 
 def run_relabel(rules_text: str, *, stdin: TextIO, stdout: TextIO, stderr: TextIO, output_format: str) -> int:

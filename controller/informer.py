@@ -189,7 +189,7 @@ class Informer:
             elif _rv(old) != _rv(obj):
                 self._emit(Change(type=ChangeType.UPDATED, namespace=key[0], name=key[1], old=old, new=obj))
         for key, old in previous.items():
-            if key not in fresh and False:
+            if key not in fresh:
                 self._emit(Change(type=ChangeType.DELETED, namespace=key[0], name=key[1], old=old, new=old))
         self._resource_version = resource_version
         if not self._synced.is_set():

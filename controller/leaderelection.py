@@ -4,7 +4,8 @@
   it when nobody holds it, or when the holder has not renewed for ``lease_duration_s``
   as measured on *this* process' clock from the moment it last saw the record change
   (so clock skew between replicas does not matter). Writes carry the resourceVersion
-  read, so two candidates can never both win: one gets 409 Conflict.
+  read, so two candidates can never both win: one gets 409 Conflict. The Lease carries
+  ``leaseDurationSeconds`` in whole seconds, rounded up from ``lease_duration_s``.
 - **Lead.** While leading, it renews every ``retry_period_s``. If no renewal succeeds
   within ``renew_deadline_s``, leadership is lost: the leader-only work runs inside a
   cancel scope that is cancelled at that moment, never left running. Then it campaigns
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -210,7 +212,9 @@ class LeaderElector:
     def _spec(self, *, acquire_time: str, renew_time: str, transitions: int) -> dict[str, Any]:
         return {
             "holderIdentity": self.identity,
-            "leaseDurationSeconds": int(self.lease_duration_s),
+            # Whole seconds on the wire: round up, since truncating 1.5 s to 1 s would let
+            # another replica take over before this one's renew deadline has passed.
+            "leaseDurationSeconds": math.ceil(self.lease_duration_s),
             "acquireTime": acquire_time,
             "renewTime": renew_time,
             "leaseTransitions": transitions,

@@ -5,7 +5,7 @@ N workers loop ``key = await queue.get()``, reconcile, then ``queue.done(key)``.
 state is an ordered ``queue`` of keys to hand out, a ``dirty`` set of keys that need
 processing (all queued keys, plus keys added again while processing) and ``processing``.
 
-Guarantees, each checked by a test of the same name:
+Guarantees, each checked by a test named after it (tests/controller/test_workqueue.py):
 
 * **At most once queued.** Adding a key that is already queued changes nothing: ten
   adds before a worker gets to it are processed once.
@@ -135,6 +135,7 @@ class WorkQueue(Generic[K]):
         self._adds_total += 1
         if key not in self._processing:
             self._queue.append(key)
+            self._getters.unpark()
 
     def get_nowait(self) -> K:
         """Hand out the first queued key and mark it processing.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import random
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,11 @@ _HANG_AFTER_S = 86_400.0
 
 @pytest.fixture
 async def fail_on_deadlock(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
-    """Runs the test on virtual time and fails it at once if every task stays blocked (a lost wakeup)."""
+    """Fails the test at once, on virtual time, if every task stays blocked: a lost wakeup.
+
+    Request ``autojump_clock`` in the test too: pytest-trio takes the clock from the test's own arguments.
+    """
+    assert trio.lowlevel.current_clock() is autojump_clock, "the test must request autojump_clock"
 
     async def watchdog() -> None:
         await trio.sleep(_HANG_AFTER_S)
@@ -82,7 +87,7 @@ def test_all_lists_public_names() -> None:
     assert sorted(workqueue.__all__) == sorted(defined_here)
 
 
-async def test_key_is_queued_at_most_once() -> None:
+async def test_key_is_queued_at_most_once(autojump_clock: trio.testing.MockClock, fail_on_deadlock: None) -> None:
     q = WorkQueue[str]()
     for key in ["a", "b", "a", "a", "b"]:
         q.add(key)
@@ -91,14 +96,18 @@ async def test_key_is_queued_at_most_once() -> None:
     assert q.statistics().adds_total == 2
 
 
-async def test_keys_are_handed_out_in_fifo_order() -> None:
+async def test_keys_are_handed_out_in_fifo_order(
+    autojump_clock: trio.testing.MockClock, fail_on_deadlock: None
+) -> None:
     q = WorkQueue[int]()
     for key in range(10):
         q.add(key)
     assert [await q.get() for _ in range(10)] == list(range(10))
 
 
-async def test_add_while_processing_requeues_after_done() -> None:
+async def test_add_while_processing_requeues_after_done(
+    autojump_clock: trio.testing.MockClock, fail_on_deadlock: None
+) -> None:
     q = WorkQueue[str]()
     q.add("a")
     key = await q.get()
@@ -113,14 +122,18 @@ async def test_add_while_processing_requeues_after_done() -> None:
     assert (len(q), q.statistics().dirty, q.statistics().processing) == (0, 0, 0)
 
 
-async def test_done_without_change_does_not_requeue() -> None:
+async def test_done_without_change_does_not_requeue(
+    autojump_clock: trio.testing.MockClock, fail_on_deadlock: None
+) -> None:
     q = WorkQueue[str]()
     q.add("a")
     q.done(await q.get())
     assert len(q) == 0
 
 
-async def test_two_workers_never_hold_the_same_key(fail_on_deadlock: None) -> None:
+async def test_two_workers_never_hold_the_same_key(
+    autojump_clock: trio.testing.MockClock, fail_on_deadlock: None
+) -> None:
     q = WorkQueue[str]()
     got: list[str] = []
 
@@ -139,7 +152,7 @@ async def test_two_workers_never_hold_the_same_key(fail_on_deadlock: None) -> No
     assert got == ["a"]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3], ids=lambda seed: f"seed-{seed}")
 async def test_random_adds_are_processed_alone_and_after_their_last_add(
     autojump_clock: trio.testing.MockClock, seed: int, fail_on_deadlock: None
 ) -> None:
@@ -183,14 +196,14 @@ async def test_random_adds_are_processed_alone_and_after_their_last_add(
     assert q.statistics().done_total == starts
 
 
-async def test_get_is_a_checkpoint() -> None:
+async def test_get_is_a_checkpoint(autojump_clock: trio.testing.MockClock, fail_on_deadlock: None) -> None:
     q = WorkQueue[str]()
     q.add("a")
     with trio.testing.assert_checkpoints():
         await q.get()
 
 
-async def test_cancelled_get_takes_no_key() -> None:
+async def test_cancelled_get_takes_no_key(autojump_clock: trio.testing.MockClock, fail_on_deadlock: None) -> None:
     q = WorkQueue[str]()
     q.add("a")
     with trio.CancelScope() as scope:
@@ -221,13 +234,15 @@ async def test_blocked_get_waits_without_polling(
     assert counter.steps <= 2
 
 
-async def test_get_nowait_raises_would_block_when_empty() -> None:
+async def test_get_nowait_raises_would_block_when_empty(
+    autojump_clock: trio.testing.MockClock, fail_on_deadlock: None
+) -> None:
     q = WorkQueue[str]()
     with pytest.raises(trio.WouldBlock):
         q.get_nowait()
 
 
-async def test_done_without_get_raises() -> None:
+async def test_done_without_get_raises(autojump_clock: trio.testing.MockClock, fail_on_deadlock: None) -> None:
     q = WorkQueue[str]()
     q.add("a")
     with pytest.raises(RuntimeError, match="not being processed"):
@@ -313,7 +328,9 @@ async def test_run_sleeps_until_the_deadline_without_polling(
     assert counter.steps <= 3  # woken by the new deadline, by the deadline, by shutdown
 
 
-async def test_add_after_with_nonpositive_delay_adds_now() -> None:
+async def test_add_after_with_nonpositive_delay_adds_now(
+    autojump_clock: trio.testing.MockClock, fail_on_deadlock: None
+) -> None:
     q = WorkQueue[str]()
     q.add_after("a", 0.0)
     q.add_after("b", -1.0)
@@ -321,7 +338,9 @@ async def test_add_after_with_nonpositive_delay_adds_now() -> None:
 
 
 @pytest.mark.parametrize("delay_s", [float("nan"), float("inf")])
-async def test_add_after_rejects_a_delay_that_is_not_finite(delay_s: float) -> None:
+async def test_add_after_rejects_a_delay_that_is_not_finite(
+    autojump_clock: trio.testing.MockClock, delay_s: float, fail_on_deadlock: None
+) -> None:
     with pytest.raises(ValueError, match="delay_s"):
         WorkQueue[str]().add_after("a", delay_s)
 
@@ -357,7 +376,7 @@ async def test_add_rate_limited_backs_off_until_forget(
         q.shut_down()
 
 
-async def test_get_after_shutdown_raises() -> None:
+async def test_get_after_shutdown_raises(autojump_clock: trio.testing.MockClock, fail_on_deadlock: None) -> None:
     q = WorkQueue[str]()
     q.add("a")
     q.shut_down()
@@ -367,7 +386,9 @@ async def test_get_after_shutdown_raises() -> None:
         q.get_nowait()
 
 
-async def test_shutdown_drops_queued_dirty_and_delayed_keys() -> None:
+async def test_shutdown_drops_queued_dirty_and_delayed_keys(
+    autojump_clock: trio.testing.MockClock, fail_on_deadlock: None
+) -> None:
     q = WorkQueue[str]()
     for key in ["a", "b"]:
         q.add(key)
@@ -381,7 +402,7 @@ async def test_shutdown_drops_queued_dirty_and_delayed_keys() -> None:
     assert len(q) == 0
 
 
-async def test_blocked_get_raises_on_shutdown(fail_on_deadlock: None) -> None:
+async def test_blocked_get_raises_on_shutdown(autojump_clock: trio.testing.MockClock, fail_on_deadlock: None) -> None:
     q = WorkQueue[str]()
     async with trio.open_nursery() as nursery:
 
@@ -394,7 +415,7 @@ async def test_blocked_get_raises_on_shutdown(fail_on_deadlock: None) -> None:
         q.shut_down()
 
 
-async def test_adds_after_shutdown_are_ignored() -> None:
+async def test_adds_after_shutdown_are_ignored(autojump_clock: trio.testing.MockClock, fail_on_deadlock: None) -> None:
     q = WorkQueue[str]()
     q.shut_down()
     q.add("a")
@@ -405,7 +426,9 @@ async def test_adds_after_shutdown_are_ignored() -> None:
     assert q.num_requeues("c") == 0
 
 
-async def test_shutdown_with_drain_waits_for_processing(fail_on_deadlock: None) -> None:
+async def test_shutdown_with_drain_waits_for_processing(
+    autojump_clock: trio.testing.MockClock, fail_on_deadlock: None
+) -> None:
     q = WorkQueue[str]()
     q.add("a")
     key = await q.get()
@@ -425,7 +448,9 @@ async def test_shutdown_with_drain_waits_for_processing(fail_on_deadlock: None) 
     assert q.statistics().state is WorkQueueState.SHUT_DOWN
 
 
-async def test_shutdown_with_drain_hands_out_queued_and_dirty_keys(fail_on_deadlock: None) -> None:
+async def test_shutdown_with_drain_hands_out_queued_and_dirty_keys(
+    autojump_clock: trio.testing.MockClock, fail_on_deadlock: None
+) -> None:
     q = WorkQueue[str]()
     for key in ["a", "b"]:
         q.add(key)
@@ -444,7 +469,9 @@ async def test_shutdown_with_drain_hands_out_queued_and_dirty_keys(fail_on_deadl
             await q.get()
 
 
-async def test_shutdown_with_drain_waits_for_queued_keys(fail_on_deadlock: None) -> None:
+async def test_shutdown_with_drain_waits_for_queued_keys(
+    autojump_clock: trio.testing.MockClock, fail_on_deadlock: None
+) -> None:
     q = WorkQueue[str]()
     q.add("a")
     async with trio.open_nursery() as nursery:
@@ -456,6 +483,7 @@ async def test_shutdown_with_drain_waits_for_queued_keys(fail_on_deadlock: None)
 
 
 async def test_shutdown_with_drain_releases_idle_getters_once_the_last_key_is_handed_out(
+    autojump_clock: trio.testing.MockClock,
     fail_on_deadlock: None,
 ) -> None:
     q = WorkQueue[str]()
@@ -488,7 +516,9 @@ async def test_shutdown_with_drain_releases_idle_getters_once_the_last_key_is_ha
         finish.set()
 
 
-async def test_shutdown_with_drain_releases_idle_getters(fail_on_deadlock: None) -> None:
+async def test_shutdown_with_drain_releases_idle_getters(
+    autojump_clock: trio.testing.MockClock, fail_on_deadlock: None
+) -> None:
     q = WorkQueue[str]()
     q.add("a")
     key = await q.get()
@@ -519,7 +549,9 @@ async def test_shutdown_with_drain_drops_delayed_keys(
         await q.get()
 
 
-async def test_shutdown_during_drain_drops_the_rest(fail_on_deadlock: None) -> None:
+async def test_shutdown_during_drain_drops_the_rest(
+    autojump_clock: trio.testing.MockClock, fail_on_deadlock: None
+) -> None:
     q = WorkQueue[str]()
     for key in ["a", "b"]:
         q.add(key)
@@ -541,7 +573,7 @@ async def test_run_returns_on_shutdown(autojump_clock: trio.testing.MockClock, f
             q.shut_down()
 
 
-async def test_run_twice_raises(fail_on_deadlock: None) -> None:
+async def test_run_twice_raises(autojump_clock: trio.testing.MockClock, fail_on_deadlock: None) -> None:
     q = WorkQueue[str]()
     async with trio.open_nursery() as nursery:
         await nursery.start(q.run)
@@ -550,7 +582,7 @@ async def test_run_twice_raises(fail_on_deadlock: None) -> None:
         q.shut_down()
 
 
-async def test_statistics_is_a_snapshot(autojump_clock: trio.testing.MockClock) -> None:
+async def test_statistics_is_a_snapshot(autojump_clock: trio.testing.MockClock, fail_on_deadlock: None) -> None:
     q = WorkQueue[str](rate_limiter=ItemExponentialRateLimiter(base_delay_s=1.0, max_delay_s=1.0))
     for key in ["a", "b", "c"]:
         q.add(key)
@@ -575,3 +607,5 @@ async def test_statistics_is_a_snapshot(autojump_clock: trio.testing.MockClock) 
     q.done(key)
     assert stats.depth == 2
     assert q.statistics().depth == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.depth = 0  # type: ignore[misc]
