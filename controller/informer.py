@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
+
 from mtproxy.controller.client import KubeClient
 from mtproxy.controller.errors import APIError, Gone
 from mtproxy.controller.resource import Resource

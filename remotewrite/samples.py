@@ -60,12 +60,8 @@ def _timestamp_ms(value: Any) -> int:
     return round(value * 1000)
 
 
-def parse_matrix_answer(body: bytes) -> ParsedMatrix:
-    """Parse ``{"status":"success","data":{"resultType":"matrix","result":[…]}}``.
-
-    Raises:
-        MalformedAnswer: not JSON, not a success, not a matrix, or a malformed element.
-    """
+def _result(body: bytes, result_type: str) -> list[Any]:
+    """``data.result`` of a successful answer of the given type."""
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -74,11 +70,21 @@ def parse_matrix_answer(body: bytes) -> ParsedMatrix:
         error = document.get("error") if isinstance(document, dict) else None
         raise MalformedAnswer(f"answer is not a success: {str(error)[:256]}")
     data = document.get("data")
-    if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
-        raise MalformedAnswer("answer is not a matrix")
+    if not isinstance(data, dict) or data.get("resultType") != result_type or not isinstance(data.get("result"), list):
+        raise MalformedAnswer(f"answer is not a {result_type}")
+    result: list[Any] = data["result"]
+    return result
+
+
+def parse_matrix_answer(body: bytes) -> ParsedMatrix:
+    """Parse ``{"status":"success","data":{"resultType":"matrix","result":[…]}}``.
+
+    Raises:
+        MalformedAnswer: not JSON, not a success, not a matrix, or a malformed element.
+    """
     series: list[CollectedSeries] = []
     skipped = 0
-    for element in data["result"]:
+    for element in _result(body, "matrix"):
         if not isinstance(element, dict) or not isinstance(element.get("metric"), dict):
             raise MalformedAnswer("matrix element without a metric")
         labels = element["metric"]
@@ -114,18 +120,8 @@ def parse_vector_answer(body: bytes) -> tuple[InstantSample, ...]:
     Raises:
         MalformedAnswer: not JSON, not a success, not a vector, or a malformed element.
     """
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedAnswer(f"answer is not JSON: {exc}") from None
-    if not isinstance(document, dict) or document.get("status") != "success":
-        error = document.get("error") if isinstance(document, dict) else None
-        raise MalformedAnswer(f"answer is not a success: {str(error)[:256]}")
-    data = document.get("data")
-    if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
-        raise MalformedAnswer("answer is not a vector")
     out: list[InstantSample] = []
-    for element in data["result"]:
+    for element in _result(body, "vector"):
         if not isinstance(element, dict) or not isinstance(element.get("metric"), dict):
             raise MalformedAnswer("vector element without a metric")
         point = element.get("value")
