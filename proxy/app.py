@@ -288,6 +288,7 @@ class ProxyApp:
                 return _Answer(*cached)
             self._metrics.cache_misses.inc()
         status, content_type, body = await self._fetch(decision, fan_out=self._config.query_mode is QueryMode.FAN_OUT)
+        raw_body = body
         if status == 200 and policy.isolated:
             body = check_result(
                 decision.result_check,
@@ -297,7 +298,23 @@ class ProxyApp:
             )
         if self._cache is not None and decision.cacheable and status == 200:
             self._cache.put(cache_key, status, content_type, body)
+        if self._config.enable_request_logging and decision.result_check is not ResultCheck.NONE:
+            self._log_aggregate(policy, raw_body, body)
         return _Answer(status, content_type, body)
+
+    def _log_aggregate(self, policy: AccessPolicy, raw: bytes, checked: bytes) -> None:
+        """The original's per-query summary line, kept for the dashboards and alerts built on it."""
+        logger.info(
+            "Aggregated and filtered results from all targets",
+            extra={
+                "tenant_id": f"{policy.namespace}/{','.join(s.split('/', 1)[-1] for s in policy.sources)}",
+                "total_metrics": _count_results(raw),
+                "filtered_metrics": _count_results(checked),
+                "successful_targets": 1
+                if self._config.query_mode is QueryMode.LOAD_BALANCE
+                else self._backends.statistics().healthy,
+            },
+        )
 
     def _decide(
         self, kind: RouteKind, policy: AccessPolicy, params: RequestParams, path_params: Mapping[str, str]
@@ -379,6 +396,16 @@ class ProxyApp:
             return 200, "text/plain; version=0.0.4; charset=utf-8", merge_text_answers(bodies)
         status, body = merge_json_answers(answers, replica_labels=self._config.replica_labels)
         return status, _JSON, body
+
+
+def _count_results(body: bytes) -> int:
+    try:
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        return 0
+    if isinstance(data, dict):
+        return len(data.get("result") or [])
+    return len(data) if isinstance(data, list) else 0
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
