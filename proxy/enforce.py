@@ -23,9 +23,10 @@ itself refuses unknown nodes. Pure and sync.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from promql_parser import Call, Expr, MatchOp, MatrixSelector, VectorSelector
+from promql_parser import AggregateExpr, Call, Expr, MatchOp, MatrixSelector, VectorSelector
 
 from mtproxy.api import LabelMatcher
 from mtproxy.api import MatchOp as Op
@@ -35,7 +36,14 @@ from mtproxy.proxy.promql_parity import PromQLError, duration_ms, parse_promql
 from mtproxy.proxy.promql_print import Piece, format_duration_ms, format_expr, format_modifiers, quote_string
 from mtproxy.proxy.selectors import Restriction, restrict_selector
 
-__all__ = ["PER_SERIES_RANGE_FUNCTIONS", "enforce_query"]
+__all__ = [
+    "LABEL_WRITING_FUNCTIONS",
+    "PER_SERIES_RANGE_FUNCTIONS",
+    "EnforcedQuery",
+    "enforce",
+    "enforce_query",
+    "normalize_query",
+]
 
 PER_SERIES_RANGE_FUNCTIONS = frozenset(
     {
@@ -46,6 +54,10 @@ PER_SERIES_RANGE_FUNCTIONS = frozenset(
     }
 )  # fmt: skip
 """Functions whose every output series depends on one input series only (absent_over_time does not)."""
+
+_ABSENT_FUNCTIONS = frozenset({"absent", "absent_over_time"})
+LABEL_WRITING_FUNCTIONS = frozenset({"label_replace", "label_join", "count_values", "absent", "absent_over_time"})
+"""Functions (and the count_values aggregation) whose output labels come from the query text."""
 
 _OPS = (
     (MatchOp.Equal, Op.EQUAL),
@@ -68,6 +80,15 @@ def _matchers(selector: VectorSelector) -> tuple[LabelMatcher, ...]:
         except ValueError as exc:
             raise BadRequest(f"invalid matcher {matcher.name}: {exc}") from None
     return tuple(out)
+
+
+def _absent_labels(matchers: Sequence[LabelMatcher]) -> dict[str, str]:
+    """The labels Prometheus 2.42 gives absent()'s output for a selector with these matchers."""
+    labels: dict[str, str | None] = {}
+    for matcher in matchers:
+        if matcher.op is Op.EQUAL and matcher.name != "__name__":
+            labels[matcher.name] = None if matcher.name in labels else matcher.value
+    return {name: value for name, value in labels.items() if value is not None}
 
 
 def _braces(branch: Sequence[LabelMatcher]) -> str:
@@ -97,9 +118,35 @@ class _Enforcer:
             return [branches[0] + suffix]
         if isinstance(node, MatrixSelector):
             return [self._matrix_text(node, allow_union=False)[0]]
+        if isinstance(node, Call) and node.func.name in _ABSENT_FUNCTIONS:
+            return self._absent(node)
         if isinstance(node, Call) and node.func.name in PER_SERIES_RANGE_FUNCTIONS:
             return self._distributed_call(node)
         return None
+
+    def _absent(self, call: Call) -> list[Piece] | None:
+        """``absent(S)`` answering with the labels Prometheus derives from the *original* S.
+
+        Prometheus labels absent()'s output with the equality matchers of a selector
+        argument (parentheses are looked through), so the matchers the rewrite adds would
+        show up there, and reveal the policy. The labels derived from the rewritten
+        selector that the original would not have are deleted, and the original's are set,
+        with label_replace; derivation follows 2.42: equality matchers other than
+        __name__, a label matched twice left out.
+        """
+        (argument,) = call.args
+        selector = argument.vector_selector if isinstance(argument, MatrixSelector) else argument
+        if not isinstance(selector, VectorSelector):
+            return None
+        original = _absent_labels(_matchers(selector))
+        restricted = restrict_selector(_matchers(selector), self._policy.rules)
+        derived = _absent_labels(restricted.branches[0]) if len(restricted.branches) == 1 else {}
+        pieces: list[Piece] = [f"{call.func.name}(", argument, ")"]
+        changes = [(name, "") for name in sorted(derived) if name not in original]
+        changes += sorted(original.items())
+        for name, value in changes:
+            pieces = ["label_replace(", *pieces, f', {quote_string(name)}, {quote_string(value)}, "", "")']
+        return pieces
 
     def _matrix_text(self, node: MatrixSelector, *, allow_union: bool) -> list[str]:
         selector = node.vector_selector
@@ -138,8 +185,42 @@ class _Enforcer:
         return pieces
 
 
-def enforce_query(query: str, policy: AccessPolicy) -> str:
-    """The query with every selector restricted to ``policy``, as PromQL text.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnforcedQuery:
+    """The text to send, and whether the query writes labels itself (see ``resultcheck``)."""
+
+    text: str
+    writes_labels: bool
+
+
+def _writes_labels(expr: Expr) -> bool:
+    found = False
+
+    def visit(node: Expr) -> None:
+        nonlocal found
+        name = node.func.name if isinstance(node, Call) else str(node.op) if isinstance(node, AggregateExpr) else ""
+        if name in LABEL_WRITING_FUNCTIONS:
+            found = True
+
+    _walk(expr, visit)
+    return found
+
+
+def _walk(expr: Expr, visit: Callable[[Expr], None]) -> None:
+    pending = [expr]
+    while pending:
+        node = pending.pop()
+        visit(node)
+        for name in ("expr", "lhs", "rhs", "param"):
+            child = getattr(node, name, None)
+            if isinstance(child, Expr):
+                pending.append(child)
+        if isinstance(node, Call):
+            pending.extend(a for a in node.args if isinstance(a, Expr))
+
+
+def enforce(query: str, policy: AccessPolicy) -> EnforcedQuery:
+    """The query with every selector restricted to ``policy``.
 
     Raises:
         BadRequest: the query does not parse, or uses what Prometheus 2.42 would read differently.
@@ -149,6 +230,25 @@ def enforce_query(query: str, policy: AccessPolicy) -> str:
         raise Forbidden(f"namespace {policy.namespace!r} has no access rules")
     try:
         expr = parse_promql(query)
-        return format_expr(expr, rewrite=_Enforcer(policy).rewrite)
+        return EnforcedQuery(
+            text=format_expr(expr, rewrite=_Enforcer(policy).rewrite), writes_labels=_writes_labels(expr)
+        )
+    except PromQLError as exc:
+        raise BadRequest(f"invalid query: {exc}") from None
+
+
+def enforce_query(query: str, policy: AccessPolicy) -> str:
+    """The enforced query text (see ``enforce``)."""
+    return enforce(query, policy).text
+
+
+def normalize_query(query: str) -> str:
+    """The query parsed and printed by the project's printer, without restriction (format_query).
+
+    Raises:
+        BadRequest: the query does not parse, or is too deep for the backend to format.
+    """
+    try:
+        return format_expr(parse_promql(query))
     except PromQLError as exc:
         raise BadRequest(f"invalid query: {exc}") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from mtproxy.proxy.enforce import enforce_query
+from mtproxy.proxy.enforce import enforce, normalize_query
 from mtproxy.proxy.errors import NotFound
 from mtproxy.proxy.outcomes import BackendRequest, ResultCheck
 from mtproxy.proxy.params import RequestParams
@@ -61,8 +61,13 @@ def query_request(kind: str, policy: AccessPolicy, params: RequestParams) -> Bac
         raise NotFound(f"no such endpoint: {kind}")
     query = params.single("query", required=True)
     assert query is not None
-    enforced = query if kind == "format_query" else enforce_query(query, policy)
-    pairs = [("query", enforced)]
+    writes_labels = False
+    if kind == "format_query":
+        text = normalize_query(query)
+    else:
+        enforced = enforce(query, policy)
+        text, writes_labels = enforced.text, enforced.writes_labels
+    pairs = [("query", text)]
     for name in QUERY_PARAMETERS[kind]:
         value = params.single(name)
         if value is not None:
@@ -72,8 +77,8 @@ def query_request(kind: str, policy: AccessPolicy, params: RequestParams) -> Bac
         "query_range": ResultCheck.VECTOR_OR_MATRIX,
         "query_exemplars": ResultCheck.EXEMPLARS,
     }.get(kind, ResultCheck.NONE)
-    if any(name in query for name in ("label_replace", "label_join", "count_values")):
-        check = ResultCheck.NONE  # the query renames labels itself; see mtproxy.proxy.resultcheck
+    if writes_labels:
+        check = ResultCheck.NONE  # the query writes labels itself; see mtproxy.proxy.resultcheck
     return BackendRequest(
         method="POST",
         path=f"/api/v1/{kind}",

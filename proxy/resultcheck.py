@@ -5,8 +5,10 @@ does not replace it, it catches a bug in it. Under isolation (every rule of the 
 carries ``namespace="<ns>"``), a result series whose ``namespace`` label is present and
 different is removed, counted in ``prometheus_proxy_enforcement_violations_total`` and
 logged at error level. A query can rename labels itself (``label_replace``,
-``count_values``), so such queries are not checked: their data was already restricted at
-the selectors, and a forged label carries no data of another tenant.
+``count_values``, and ``absent`` takes labels from the query text), so such queries are
+not checked: their data was already restricted at the selectors, and a label written by
+the query carries no data of another tenant. Which queries write labels is decided on the
+parsed tree (``enforce.LABEL_WRITING_FUNCTIONS``), not on the text.
 """
 
 from __future__ import annotations
@@ -18,11 +20,9 @@ from typing import Any
 
 from mtproxy.proxy.outcomes import ResultCheck
 
-__all__ = ["LABEL_REWRITING_FUNCTIONS", "check_result"]
+__all__ = ["check_result"]
 
 logger = logging.getLogger(__name__)
-
-LABEL_REWRITING_FUNCTIONS = ("label_replace", "label_join", "count_values")
 
 
 def _foreign(labels: Any, namespace: str) -> bool:
