@@ -3,9 +3,11 @@
 Guarantees (the shape of client-go's shared informer):
 
 - **Eventually equal.** The store converges to the server's state: it lists, then
-  watches from the list's resourceVersion; on 410 Gone or an ERROR event it relists and
-  replaces the store; on a dropped connection it re-watches from the newest
-  resourceVersion seen (bookmarks included), after a capped, jittered backoff.
+  watches from the list's resourceVersion. 410 Gone (an ERROR event or the answer) makes
+  it relist and replace the store. A stream the server ends cleanly is re-watched at once
+  from the newest resourceVersion seen (bookmarks included); any other failure (transport,
+  429/5xx, another ERROR event) is retried from there after a capped, jittered backoff,
+  and so is a failed list.
 - **Ordered per key.** Handlers see each object's changes in the server's order.
 - **Nothing missed.** After a relist, handlers get the difference to what they last saw:
   an ADD for new objects, an UPDATE for changed ones, a DELETE for vanished ones; so a
