@@ -41,6 +41,8 @@ __all__ = ["Change", "ChangeType", "Handler", "Informer", "InformerStatistics"]
 logger = logging.getLogger(__name__)
 
 Object = dict[str, Any]
+_SHORT_WATCH_S = 1.0
+"""A watch that ends cleanly sooner than this is followed by a backoff, as client-go does."""
 
 
 class ChangeType(enum.Enum):
@@ -217,8 +219,14 @@ class Informer:
                 if need_list:
                     await self._relist()
                     need_list = False
+                started = trio.current_time()
                 await self._watch_once()
-                backoff = self._backoff_initial_s
+                if trio.current_time() - started < _SHORT_WATCH_S:
+                    # a server that ends every watch at once must not get a tight loop of requests
+                    await trio.sleep(backoff * random.uniform(0.5, 1.0))
+                    backoff = min(backoff * 2, self._backoff_max_s)
+                else:
+                    backoff = self._backoff_initial_s
             except Gone:
                 self._counts["gone"] += 1
                 logger.info("informer relisting after gone", extra={"resource": self._resource.plural})
