@@ -117,7 +117,12 @@ GOOD = {"iss": "https://issuer.example", "aud": "mtproxy"}
             "team-a",
             id="audience-in-list",
         ),
-        pytest.param(sign(claims(**GOOD, exp=NOW - 10), HS_KEY, alg="HS256"), "team-a", id="expired-within-leeway"),
+        # signed when the test runs: the 20 s margin to the leeway must not be spent on collection
+        pytest.param(
+            lambda: sign(claims(**GOOD, exp=int(time.time()) - 10), HS_KEY, alg="HS256"),
+            "team-a",
+            id="expired-within-leeway",
+        ),
         pytest.param(sign(claims(**GOOD), OTHER_KEY, alg="HS256"), "not signed by a trusted key", id="bad-signature"),
         pytest.param(sign(claims(**GOOD, exp=NOW - 3600), HS_KEY, alg="HS256"), "expired", id="expired"),
         pytest.param(sign(claims(**GOOD, exp=None), HS_KEY, alg="HS256"), "'exp'", id="no-exp"),
@@ -140,9 +145,9 @@ GOOD = {"iss": "https://issuer.example", "aud": "mtproxy"}
     ],
 )
 async def test_shared_secret_tokens(
-    make_request: RequestFactory, shared_secret_auth: JWTAuthenticator, token: str, expected: str
+    make_request: RequestFactory, shared_secret_auth: JWTAuthenticator, token: str | Callable[[], str], expected: str
 ) -> None:
-    request = bearer(make_request, token)
+    request = bearer(make_request, token() if callable(token) else token)
     if expected == "team-a":
         assert await shared_secret_auth.authenticate(request) == Tenant(namespace="team-a", subject="ci-bot")
     else:
