@@ -354,7 +354,9 @@ class ProxyApp:
             )
         )
         names = json.loads(names_answer.body).get("data") or [] if names_answer.status == 200 else []
-        return _Answer(200, _JSON, filters.filter_metadata(metadata.body, visible_names=names, limit=limit))
+        return _Answer(
+            200, _JSON, filters.filter_metadata(metadata.body, visible_names=_family_names(names), limit=limit)
+        )
 
     async def _call(self, request: BackendRequest) -> BackendResponse:
         status, content_type, body = await self._fetch(request, fan_out=False)
@@ -396,6 +398,23 @@ class ProxyApp:
             return 200, "text/plain; version=0.0.4; charset=utf-8", merge_text_answers(bodies)
         status, body = merge_json_answers(answers, replica_labels=self._config.replica_labels)
         return status, _JSON, body
+
+
+_FAMILY_SUFFIXES = ("_bucket", "_sum", "_count", "_total", "_created", "_info", "_gsum", "_gcount")
+
+
+def _family_names(names: list[str]) -> set[str]:
+    """Series names plus the metric family names Prometheus keys metadata by.
+
+    A histogram ``foo`` has the series ``foo_bucket``/``foo_sum``/``foo_count`` and an
+    OpenMetrics counter ``foo`` has ``foo_total``, but ``/api/v1/metadata`` lists them as ``foo``.
+    """
+    out = set(names)
+    for name in names:
+        for suffix in _FAMILY_SUFFIXES:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                out.add(name[: -len(suffix)])
+    return out
 
 
 def _count_results(body: bytes) -> int:

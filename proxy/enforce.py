@@ -11,7 +11,9 @@ function calls, aggregations, both sides of binary operations, with ``offset`` a
 - several branches of a matrix selector that is the argument of a per-series range
   function (``rate``, ``*_over_time`` …): the function distributed over the branches,
   ``(rate(S∧R1[5m]) or rate(S∧R2[5m]))``, exact because each output series depends
-  only on its own input series;
+  only on its own input series. One difference remains: where two visible series differ
+  only in their metric name, Prometheus fails the unrestricted query ("vector cannot
+  contain metrics with the same labelset") while the union keeps one of them;
 - several branches of a matrix selector anywhere else: refused with 403, naming the
   selector and how to narrow it. An unrestricted selector is never forwarded.
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from promql_parser import AggregateExpr, Call, Expr, MatchOp, MatrixSelector, VectorSelector
+from promql_parser import AggregateExpr, Call, Expr, MatchOp, MatrixSelector, ParenExpr, VectorSelector
 
 from mtproxy.api import LabelMatcher
 from mtproxy.api import MatchOp as Op
@@ -83,12 +85,22 @@ def _matchers(selector: VectorSelector) -> tuple[LabelMatcher, ...]:
 
 
 def _absent_labels(matchers: Sequence[LabelMatcher]) -> dict[str, str]:
-    """The labels Prometheus 2.42 gives absent()'s output for a selector with these matchers."""
-    labels: dict[str, str | None] = {}
+    """The labels Prometheus 2.42 gives absent()'s output for a selector with these matchers.
+
+    In order: the first equality matcher on a label sets it; any other matcher on that
+    label (a later equality included) deletes it; ``__name__`` is ignored.
+    """
+    labels: dict[str, str] = {}
+    had: set[str] = set()
     for matcher in matchers:
-        if matcher.op is Op.EQUAL and matcher.name != "__name__":
-            labels[matcher.name] = None if matcher.name in labels else matcher.value
-    return {name: value for name, value in labels.items() if value is not None}
+        if matcher.name == "__name__":
+            continue
+        if matcher.op is Op.EQUAL and matcher.name not in had:
+            labels[matcher.name] = matcher.value
+            had.add(matcher.name)
+        else:
+            labels.pop(matcher.name, None)
+    return labels
 
 
 def _braces(branch: Sequence[LabelMatcher]) -> str:
@@ -135,6 +147,8 @@ class _Enforcer:
         __name__, a label matched twice left out.
         """
         (argument,) = call.args
+        while isinstance(argument, ParenExpr):  # Prometheus looks through parentheses here too
+            argument = argument.expr
         selector = argument.vector_selector if isinstance(argument, MatrixSelector) else argument
         if not isinstance(selector, VectorSelector):
             return None

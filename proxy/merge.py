@@ -2,7 +2,8 @@
 
 Backends are assumed to hold overlapping copies (HA pairs, shards with overlap). Series
 are de-duplicated by label set after dropping the configured ``replica_labels``; the
-first answer's copy wins (answers are taken in target order). ``resultType`` is kept; a
+first answer's copy wins (answers are taken in target order), without those labels, in
+query results, ``/series`` and exemplars alike. ``resultType`` is kept; a
 scalar or string result is taken from the first successful answer. A backend that failed
 or answered an error turns into a Prometheus ``warnings`` entry, never a silent partial
 result; if none succeeded, the first error answer is returned as it is.
@@ -74,10 +75,21 @@ def _merge_data(datas: list[Any], replicas: frozenset[str]) -> Any:
         series: dict[tuple[tuple[str, str], ...], Any] = {}
         for data in datas:
             for item in data or []:
-                labels = item.get("seriesLabels", item) if isinstance(item, dict) else item
-                series.setdefault(_key(labels, replicas), item)
+                cleaned = _without_replicas(item, replicas)
+                labels = cleaned.get("seriesLabels", cleaned) if isinstance(cleaned, dict) else cleaned
+                series.setdefault(_key(labels, frozenset()), cleaned)
         return list(series.values())
     return first
+
+
+def _without_replicas(item: Any, replicas: frozenset[str]) -> Any:
+    """A series (label object) or an exemplar entry (``seriesLabels``) without the replica labels."""
+    if not isinstance(item, dict) or not replicas:
+        return item
+    labels = item.get("seriesLabels")
+    if isinstance(labels, dict):
+        return {**item, "seriesLabels": {k: v for k, v in labels.items() if k not in replicas}}
+    return {k: v for k, v in item.items() if k not in replicas}
 
 
 def merge_text_answers(answers: Sequence[bytes]) -> bytes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -70,18 +71,20 @@ def check_result(kind: ResultCheck, body: bytes, *, namespace: str, on_violation
 
 def _check_federate(body: bytes, *, namespace: str, on_violation: Callable[[int], None]) -> bytes:
     lines = body.decode("utf-8", "replace").split("\n")
-    marker = 'namespace="'
     kept: list[str] = []
     removed = 0
     for line in lines:
-        if line and not line.startswith("#") and marker in line:
-            start = line.index(marker) + len(marker)
-            if not line[start:].startswith(namespace + '"'):
-                removed += 1
-                continue
+        match = _NAMESPACE_LABEL.search(line) if line and not line.startswith("#") else None
+        if match is not None and match.group(1) != namespace:
+            removed += 1
+            continue
         kept.append(line)
     if not removed:
         return body
     on_violation(removed)
     logger.error("enforcement violation: foreign series removed", extra={"tenant": namespace, "series": removed})
     return "\n".join(kept).encode("utf-8")
+
+
+# the label named exactly "namespace" (not exported_namespace), right after "{" or ","
+_NAMESPACE_LABEL = re.compile(r'[{,]namespace="((?:[^"\\]|\\.)*)"')

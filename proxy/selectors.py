@@ -30,10 +30,11 @@ from mtproxy.api import LabelMatcher, MatchOp, Rule
 
 __all__ = ["NOTHING_MATCHER", "RestrictedSelector", "Restriction", "quote_meta", "restrict_selector"]
 
-NOTHING_MATCHER = LabelMatcher(name="__name__", op=MatchOp.NOT_REGEX, value=".*")
-"""Matches no series at all (every name matches ``.*``), yet is a non-empty matcher."""
+NOTHING_MATCHER = LabelMatcher(name="__name__", op=MatchOp.NOT_REGEX, value="(?s:.*)")
+"""Matches no series at all (every name matches ``(?s:.*)``, newlines included), yet is a non-empty matcher."""
 
-_TRIVIAL_REGEXES = frozenset({".*", "(.*)", "(?s:.*)", "(?s).*"})
+_TRIVIAL_REGEXES = frozenset({"(?s:.*)", "(?s).*"})
+"""Regexes that match every value. Not ``.*``: Prometheus 2.42 anchors as ``^(?:.*)$``, so ``.`` skips newlines."""
 _QUOTE_META = frozenset("\\.+*?()|[]{}^$")
 
 

@@ -39,7 +39,7 @@ CASES = [
         ["up", "http_.*"],
         "team-a",
         Restriction.EMPTY,
-        ['{__name__="secret",__name__!~".*"}'],
+        ['{__name__="secret",__name__!~"(?s:.*)"}'],
         id="step1-no-rule-left-selects-nothing",
     ),
     pytest.param(
@@ -47,7 +47,7 @@ CASES = [
         ["up"],
         "team-a",
         Restriction.EMPTY,
-        ['{namespace="team-b",__name__!~".*"}'],
+        ['{namespace="team-b",__name__!~"(?s:.*)"}'],
         id="conflicting-namespace-selects-nothing",
     ),
     pytest.param(
@@ -55,7 +55,7 @@ CASES = [
         ["up"],
         "team-a",
         Restriction.EMPTY,
-        ['{__name__="up",namespace!="team-a",__name__!~".*"}'],
+        ['{__name__="up",namespace!="team-a",__name__!~"(?s:.*)"}'],
         id="namespace-not-equal-own-is-empty",
     ),
     pytest.param(

@@ -1,0 +1,182 @@
+"""Enforcement benchmark: the time ``enforce_query`` adds to a Grafana dashboard's queries.
+
+Figure: for each of 20 dashboard-like queries (node, kube and http panels: rate, sum by,
+histogram_quantile over rate of buckets, topk, offset comparisons, ratios with on() and
+group_left, subqueries, label_values-style queries), the median and p99 wall time of
+``enforce_query`` under a realistic tenant policy (namespace ``shop``, metricIsolation on,
+11 rules from two MetricAccess objects merged by the reconciler's ``desired_policy``), next
+to the time of parsing alone (``parse_promql``, which enforcement includes) and their ratio.
+Goal (for reference, not asserted): median under 50 µs, p99 under 200 µs.
+
+Each query runs up to ``ITERATIONS`` times, both measurements within ``BUDGET_S`` overall
+(split evenly over the queries), after a short warm-up so that the regex caches are filled
+as in a long-running proxy. The clock is ``time.perf_counter_ns`` around each call. No
+timing is asserted; the script prints and exits 0.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+
+from mtproxy.api import GuardrailsConfig, MetricAccess, MetricAccessSchema
+from mtproxy.proxy.enforce import enforce_query
+from mtproxy.proxy.errors import ProxyError
+from mtproxy.proxy.policy import AccessPolicy
+from mtproxy.proxy.promql_parity import parse_promql
+from mtproxy.reconcilers import desired_policy
+
+ITERATIONS = 2_000
+WARM_UP = 50
+BUDGET_S = 20.0
+NAMESPACE = "shop"
+
+PANELS: tuple[tuple[str, str], ...] = (
+    ("cpu by pod", 'sum by (pod) (rate(container_cpu_usage_seconds_total{container!=""}[5m]))'),
+    ("memory by pod", 'sum by (pod) (container_memory_working_set_bytes{container!="",namespace="shop"})'),
+    ("latency p99", "histogram_quantile(0.99, sum by (le, handler) (rate(http_request_duration_seconds_bucket[5m])))"),
+    ("requests by code", "sum by (code) (rate(http_requests_total[5m]))"),
+    ("error ratio", 'sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))'),
+    ("top cpu pods", "topk(10, sum by (pod) (rate(container_cpu_usage_seconds_total[5m])))"),
+    ("week over week", "sum(rate(http_requests_total[5m])) / sum(rate(http_requests_total[5m] offset 1w))"),
+    ("spike vs yesterday", "sum(rate(http_requests_total[5m])) > 1.5 * sum(rate(http_requests_total[5m] offset 1d))"),
+    (
+        "requests per pod info",
+        'sum by (pod) (kube_pod_container_resource_requests{resource="cpu"}) / on (pod) group_left (node) '
+        "max by (pod, node) (kube_pod_info)",
+    ),
+    ("peak rate subquery", "max_over_time(sum(rate(http_requests_total[1m]))[1h:1m])"),
+    ("replicas", "count by (deployment) (kube_deployment_status_replicas_available)"),
+    ("targets down", 'up{job="shop-api"} == 0'),
+    ("node cpu busy", '1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))'),
+    ("node memory", "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes"),
+    ("disk full in 4h", 'predict_linear(node_filesystem_avail_bytes{mountpoint="/"}[6h], 4 * 3600) < 0'),
+    ("label_values(pod)", "group by (pod) (kube_pod_info)"),
+    ("heap by area", "sum by (area) (jvm_memory_bytes_used)"),
+    ("http series", '{__name__=~"http_.*", handler="/api/orders"}'),
+    ("restarts", "increase(kube_pod_container_status_restarts_total[1h]) > 0"),
+    ("absent target", 'absent(up{job="shop-api"})'),
+)
+
+
+def _access(name: str, metrics: list[str]) -> MetricAccess:
+    doc = {
+        "apiVersion": "observability.ethos.io/v1alpha1",
+        "kind": "MetricAccess",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"source": NAMESPACE, "metricIsolation": True, "metrics": metrics},
+    }
+    result: MetricAccess = MetricAccessSchema().load(doc)
+    return result
+
+
+def tenant_policy() -> AccessPolicy:
+    """The shop team's policy: an app object and a platform object, 11 rules."""
+    app = _access(
+        "app",
+        [
+            "up",
+            "http_requests_total",
+            "http_request_duration_seconds_(bucket|sum|count)",
+            "process_.*",
+            'jvm_memory_bytes_used{area="heap"}',
+            "go_goroutines",
+        ],
+    )
+    platform = _access(
+        "platform",
+        [
+            "node_.*",
+            "container_cpu_usage_seconds_total",
+            "container_memory_working_set_bytes",
+            "kube_pod_.*",
+            "kube_deployment_status_replicas.*",
+        ],
+    )
+    policy = desired_policy(NAMESPACE, [app, platform], guardrails=GuardrailsConfig()).policy
+    assert policy is not None
+    return policy
+
+
+def _enforce(query: str, policy: AccessPolicy) -> str | ProxyError:
+    """Refusals are timed too: a 403 costs the proxy as much as a rewrite."""
+    try:
+        return enforce_query(query, policy)
+    except ProxyError as error:
+        return error
+
+
+def _timings_ns(call: Callable[[], object], *, deadline: float) -> tuple[list[int], list[int]]:
+    """Wall and CPU nanoseconds of each call."""
+    for _ in range(WARM_UP):
+        call()
+    wall: list[int] = []
+    cpu: list[int] = []
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
+    while len(wall) < ITERATIONS and time.perf_counter() < deadline:
+        start, cpu_start = clock(), cpu_clock()
+        call()
+        cpu.append(cpu_clock() - cpu_start)
+        wall.append(clock() - start)
+    return wall, cpu
+
+
+def _p99(samples: list[int]) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[98] if len(samples) > 1 else samples[0]
+
+
+def _us(ns: float) -> str:
+    return f"{ns / 1000:.1f}"
+
+
+def main() -> None:
+    policy = tenant_policy()
+    share_s = BUDGET_S / len(PANELS)
+    with open("/proc/loadavg") as loadavg:
+        load = loadavg.read().split()[0]
+    print(f"enforce_query under namespace {policy.namespace!r} ({len(policy.rules)} rules, isolation on)")
+    print(f"up to {ITERATIONS} iterations per query, {BUDGET_S:.0f} s budget; load average {load}")
+    print("times in µs (microseconds): wall clock, and this thread's CPU time (unaffected by other processes)")
+    print()
+    header = ("n", "wall med", "wall p99", "cpu med", "cpu p99", "parse med", "ratio")
+    print(f"{'panel':<22}" + "".join(f"{h:>10}" for h in header) + "  outcome")
+    totals: dict[str, list[int]] = {"wall": [], "cpu": [], "parse wall": [], "parse cpu": []}
+    for title, query in PANELS:
+        first = _enforce(query, policy)
+        outcome = f"refused {first.status}" if isinstance(first, ProxyError) else f"{len(first)} chars out"
+        started = time.perf_counter()
+        wall, cpu = _timings_ns(partial(_enforce, query, policy), deadline=started + share_s * 0.8)
+        parse_wall, parse_cpu = _timings_ns(partial(parse_promql, query), deadline=started + share_s)
+        for key, samples in zip(totals, (wall, cpu, parse_wall, parse_cpu), strict=True):
+            totals[key] += samples
+        cells = (
+            f"{len(wall)}",
+            _us(statistics.median(wall)),
+            _us(_p99(wall)),
+            _us(statistics.median(cpu)),
+            _us(_p99(cpu)),
+            _us(statistics.median(parse_cpu)),
+            f"{statistics.median(cpu) / statistics.median(parse_cpu):.1f}x",
+        )
+        print(f"{title:<22}" + "".join(f"{c:>10}" for c in cells) + f"  {outcome}")
+    print()
+    cells = (
+        f"{len(totals['wall'])}",
+        _us(statistics.median(totals["wall"])),
+        _us(_p99(totals["wall"])),
+        _us(statistics.median(totals["cpu"])),
+        _us(_p99(totals["cpu"])),
+        _us(statistics.median(totals["parse cpu"])),
+        f"{statistics.median(totals['cpu']) / statistics.median(totals['parse cpu']):.1f}x",
+    )
+    print(f"{'all queries':<22}" + "".join(f"{c:>10}" for c in cells))
+    for key, samples in totals.items():
+        name = key if key.startswith("parse") else f"enforce {key}"
+        print(f"  {name:<12} median {statistics.median(samples) / 1000:7.1f} µs   p99 {_p99(samples) / 1000:8.1f} µs")
+    print("goal (for reference, not asserted): median under 50 µs, p99 under 200 µs")
+
+
+if __name__ == "__main__":
+    main()
