@@ -9,6 +9,14 @@ Remote-write destinations (``RemoteWritePipeline``):
   the samples skipped, never retried forever; a retryable failure stops the cycle with
   the cursor unchanged, so the next cycle resends from there (the backfill of a
   destination that was down);
+- a request whose answer never came (cut off by the cycle's deadline, a timeout, a
+  network error, or a kill of the process) may have been stored all the same, and a
+  Prometheus receiver refuses a whole request holding one sample it already has. So each
+  batch's newest timestamps are journaled as *in flight* before it is sent, and until
+  its answer settles them, those series' samples up to there are resent first, in a
+  request of their own: a 2xx, or a 400 (they were stored: the older ones are now out of
+  order), settles them, and only then are newer samples sent, which can no longer be
+  refused for the old ones;
 - after the windows, series that were delivered but are no longer live at the source get
   a staleness marker at T, in a request of their own so a refused marker cannot take
   real data with it.
@@ -22,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import trio
@@ -99,6 +107,8 @@ class RemoteWritePipeline(_Base):
         self._window_ms = window_ms
         self.marks = Watermarks()
         self._restored = dict(state.marks.get(destination.name, {}))
+        # series hash -> newest timestamp of a request sent without a definite answer yet
+        self._in_flight = state.in_flight.setdefault(destination.name, {})
 
     @property
     def cursor_ms(self) -> int | None:
@@ -135,6 +145,8 @@ class RemoteWritePipeline(_Base):
         while position < end_ms:
             window_end = min(position + self._window_ms, end_ms)
             window = await self.reads.window(position, window_end)
+            if self._in_flight and not await self._settle_in_flight(position, window, delivered_series):
+                return
             if not await self._deliver(window.items(), delivered_series):
                 return
             self._state.cursors[self.destination.name] = window_end
@@ -167,13 +179,53 @@ class RemoteWritePipeline(_Base):
             delivered.update(k for k, _, _ in newest)
         return True
 
-    async def _send(self, batch: list[bytes], newest: list[tuple[SeriesKey, int, float]], count: int) -> bool:
+    async def _settle_in_flight(
+        self, position: int, window: Mapping[SeriesKey, tuple[tuple[int, float], ...]], delivered: set[SeriesKey]
+    ) -> bool:
+        """Resend, alone, the window's samples of requests whose answer never came (see module docstring)."""
+        for digest in [d for d, until in self._in_flight.items() if until <= position]:
+            del self._in_flight[digest]  # older than the window: out of reach (max_backfill)
+        batch: list[bytes] = []
+        newest: list[tuple[SeriesKey, int, float]] = []
+        count = 0
+        for key, samples in window.items():
+            until = self._in_flight.get(series_hash(key))
+            if until is None:
+                continue
+            pending = [sample for sample in self._pending(key, samples) if sample[0] <= until]
+            if pending:
+                batch.append(encode_series(self.reads.transform.label_block(key), pending))
+                newest.append((key, pending[-1][0], pending[-1][1]))
+                count += len(pending)
+        if not batch:
+            return True
+        logger.info(
+            "resending samples of a request that got no answer",
+            extra={"job": self.reads.job.key, "destination": self.destination.name, "series": len(batch)},
+        )
+        if not await self._send(batch, newest, count, resend=True):
+            return False
+        delivered.update(k for k, _, _ in newest)
+        return True
+
+    async def _send(
+        self, batch: list[bytes], newest: list[tuple[SeriesKey, int, float]], count: int, *, resend: bool = False
+    ) -> bool:
         body = compress_block(encode_write_request(batch))
+        sending = [(series_hash(key), timestamp) for key, timestamp, _ in newest]
+        self._in_flight.update(sending)
+        self._store.append_in_flight(self.reads.job.key, self.destination.name, sending)
         result = await self._sender.send(body, samples=count)
         if result.outcome is SendOutcome.RETRY_LATER:
             self._fail(result.error or "receiver unavailable")
             return False
-        if result.outcome is SendOutcome.DROPPED:
+        if result.outcome is SendOutcome.DROPPED and resend and result.status == 400:
+            # the request that got no answer had been stored: these samples are there
+            logger.info(
+                "resent samples refused as already stored",
+                extra={"job": self.reads.job.key, "destination": self.destination.name, "samples": count},
+            )
+        elif result.outcome is SendOutcome.DROPPED:
             self.samples_dropped += count
             self.last_error = (result.error or f"refused with HTTP {result.status}")[:1024]
         else:
@@ -181,14 +233,13 @@ class RemoteWritePipeline(_Base):
             self.healthy = True
             self.last_success_ms = int(time.time() * 1000)
             self.forwarded_last_cycle.extend(newest)
-        journal: list[tuple[str, int]] = []
         marks = self._state.marks.setdefault(self.destination.name, {})
-        for key, timestamp, _ in newest:
+        for (key, timestamp, _), (digest, _) in zip(newest, sending, strict=True):
             self.marks.acknowledge(key, timestamp)
-            digest = series_hash(key)
             marks[digest] = timestamp
-            journal.append((digest, timestamp))
-        self._store.append_marks(self.reads.job.key, self.destination.name, journal)
+            if self._in_flight.get(digest, timestamp) <= timestamp:
+                self._in_flight.pop(digest, None)
+        self._store.append_marks(self.reads.job.key, self.destination.name, sending)
         return True
 
     async def _mark_stale(self, end_ms: int) -> None:

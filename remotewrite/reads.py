@@ -14,8 +14,9 @@ so the second is dropped and counted as a collision.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Generic, TypeVar
 
 import trio
@@ -30,6 +31,9 @@ __all__ = ["JobReads", "LiveSeries", "WindowSeries"]
 
 WindowSeries = dict[SeriesKey, tuple[tuple[int, float], ...]]
 LiveSeries = dict[SeriesKey, InstantSample]
+"""Live series by output key; their ``labels`` are left empty (the key holds them)."""
+
+_NO_LABELS: Mapping[str, str] = MappingProxyType({})
 
 V = TypeVar("V")
 
@@ -74,10 +78,27 @@ class _Memo(Generic[V]):
 class JobReads:
     """Windows of raw samples and live series of one job, transformed for sending."""
 
-    def __init__(self, job: RemoteWriteJob, collector: Collector, *, cache_windows: int = 4) -> None:
+    def __init__(
+        self,
+        job: RemoteWriteJob,
+        collector: Collector,
+        *,
+        cache_windows: int = 4,
+        read_limiter: trio.CapacityLimiter | None = None,
+    ) -> None:
+        """Reads of one job.
+
+        Args:
+            job: The job whose rules are read.
+            collector: Reads the source.
+            cache_windows: How many of the newest windows are kept for destinations in step.
+            read_limiter: Held while reading the source (the runner shares one among its
+                jobs, to bound the source's load); never while a destination sends.
+        """
         self.job = job
         self.transform = SeriesTransform(job)
         self._collector = collector
+        self._read_limiter = read_limiter if read_limiter is not None else trio.CapacityLimiter(1)
         self._windows: _Memo[WindowSeries] = _Memo(cache_windows)
         self._live: _Memo[LiveSeries] = _Memo(2)
         self.collisions = 0
@@ -92,6 +113,10 @@ class JobReads:
         return await self._live.get((at_ms, at_ms), lambda: self._read_live(at_ms))
 
     async def _read_window(self, start_ms: int, end_ms: int) -> WindowSeries:
+        async with self._read_limiter:
+            return await self._read_window_unlimited(start_ms, end_ms)
+
+    async def _read_window_unlimited(self, start_ms: int, end_ms: int) -> WindowSeries:
         out: WindowSeries = {}
         for rule in self.job.rules:
             for series in await self._collector.raw_samples(rule, start_ms=start_ms, end_ms=end_ms):
@@ -107,11 +132,16 @@ class JobReads:
         return out
 
     async def _read_live(self, at_ms: int) -> LiveSeries:
+        async with self._read_limiter:
+            return await self._read_live_unlimited(at_ms)
+
+    async def _read_live_unlimited(self, at_ms: int) -> LiveSeries:
         out: LiveSeries = {}
         for rule in self.job.rules:
             for sample in await self._collector.live_series(rule, at_ms=at_ms):
                 key = self.transform.output_key(sample.labels)
                 if key is not None and key not in out:
-                    out[key] = sample
+                    # the output key names the series from here on: the memo keeps no label dicts
+                    out[key] = InstantSample(labels=_NO_LABELS, timestamp_ms=sample.timestamp_ms, value=sample.value)
             await trio.sleep(0)
         return out

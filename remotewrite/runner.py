@@ -7,8 +7,9 @@ any edit that matters restarts exactly that job. Every job runs in its own cance
 inside the runner's nursery; within a job, each destination has its own task and
 schedule (every ``interval``, no drift), so a slow or dead destination never delays
 another. A cycle's deadline is the job's interval: a destination that cannot be reached
-by then is retried next cycle from its cursor. At most ``max_concurrent_jobs`` cycles
-read the source at once.
+by then is retried next cycle from its cursor. At most ``max_concurrent_jobs`` jobs
+read the source at once; the slot is held for the read only, never while sending, so a
+destination that is down (retrying until its deadline) cannot keep another job waiting.
 
 Each cycle reads up to ``now - safety_delay`` (the source commits a scrape's samples at
 its end, stamped with its start). A job's first cycle starts at ``resume_from`` (the
@@ -179,7 +180,7 @@ class JobRunner:
         if resume is not None:
             for destination in job.destinations:
                 state.cursors.setdefault(destination.name, resume)
-        reads = JobReads(job, self._collector)
+        reads = JobReads(job, self._collector, read_limiter=self._limiter)
         pipelines: list[Pipeline] = []
         for index, destination in enumerate(job.destinations):
             sender = self._senders(job, index)
@@ -217,9 +218,8 @@ class JobRunner:
             end_ms = self._now_ms() - self._safety_delay_ms
             with trio.move_on_after(interval_s * 0.95):
                 try:
-                    async with self._limiter:
-                        self._cycles += 1
-                        await pipeline.cycle(end_ms, first_start_ms=first_start_ms)
+                    self._cycles += 1
+                    await pipeline.cycle(end_ms, first_start_ms=first_start_ms)
                     running.last_error = None
                 except CollectionError as exc:
                     self._failures += 1

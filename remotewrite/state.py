@@ -2,13 +2,15 @@
 
 A destination's *cursor* is the end of the newest window it has fully received; its
 *marks* are the newest delivered timestamp per series (by a 64-bit hash of the output
-label set, to keep the file small). ``FileStateStore`` (files mode,
+label set, to keep the file small); its *in-flight* entries are the newest timestamps
+per series of a request sent but not yet answered. ``FileStateStore`` (files mode,
 ``remote_write.state_dir``) writes a snapshot atomically at each window's end and
-appends the marks of every acknowledged batch to a journal in between, so a process
-killed mid-window resends nothing the receiver already has (the one gap: a kill between
-the receiver's 2xx and the journal write, a few microseconds). ``MemoryStateStore``
-keeps nothing across restarts; Kubernetes mode resumes from ``status.lastCollection``
-instead.
+appends to a journal in between: the in-flight entries of each batch before it is sent,
+and its marks once it is answered. So a process killed mid-window resends nothing the
+receiver is known to have, and knows exactly which request's fate it does not know (the
+receiver may have stored a request whose answer the kill cut off), which the pipeline
+then settles before sending newer samples. ``MemoryStateStore`` keeps nothing across
+restarts; Kubernetes mode resumes from ``status.lastCollection`` instead.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class JobState:
 
     cursors: dict[str, int] = field(default_factory=dict)
     marks: dict[str, dict[str, int]] = field(default_factory=dict)
+    in_flight: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per destination, series hash → newest timestamp of a request that has no answer yet."""
 
 
 class StateStore(Protocol):
@@ -51,6 +55,8 @@ class StateStore(Protocol):
     def save(self, job_key: str, state: JobState) -> None: ...
 
     def append_marks(self, job_key: str, destination: str, marks: list[tuple[str, int]]) -> None: ...
+
+    def append_in_flight(self, job_key: str, destination: str, sending: list[tuple[str, int]]) -> None: ...
 
     def delete(self, job_key: str) -> None: ...
 
@@ -63,20 +69,22 @@ class MemoryStateStore:
 
     def load(self, job_key: str) -> JobState | None:
         state = self._states.get(job_key)
-        return (
-            None
-            if state is None
-            else JobState(cursors=dict(state.cursors), marks={k: dict(v) for k, v in state.marks.items()})
-        )
+        return None if state is None else _copy(state)
 
     def save(self, job_key: str, state: JobState) -> None:
-        self._states[job_key] = JobState(
-            cursors=dict(state.cursors), marks={k: dict(v) for k, v in state.marks.items()}
-        )
+        self._states[job_key] = _copy(state)
 
     def append_marks(self, job_key: str, destination: str, marks: list[tuple[str, int]]) -> None:
         state = self._states.setdefault(job_key, JobState())
         state.marks.setdefault(destination, {}).update(marks)
+        in_flight = state.in_flight.get(destination)
+        if in_flight:
+            for digest, timestamp in marks:
+                if in_flight.get(digest, timestamp) <= timestamp:
+                    in_flight.pop(digest, None)
+
+    def append_in_flight(self, job_key: str, destination: str, sending: list[tuple[str, int]]) -> None:
+        self._states.setdefault(job_key, JobState()).in_flight.setdefault(destination, {}).update(sending)
 
     def delete(self, job_key: str) -> None:
         self._states.pop(job_key, None)
@@ -102,21 +110,26 @@ class FileStateStore:
             document = json.loads(snapshot.read_text(encoding="utf-8"))
             state.cursors = {str(k): int(v) for k, v in document.get("cursors", {}).items()}
             state.marks = {str(d): {str(h): int(t) for h, t in m.items()} for d, m in document.get("marks", {}).items()}
+            state.in_flight = {
+                str(d): {str(h): int(t) for h, t in m.items()} for d, m in document.get("in_flight", {}).items()
+            }
         if journal.exists():
             for line in journal.read_text(encoding="utf-8").splitlines():
                 try:
-                    destination, digest, timestamp = json.loads(line)
-                except ValueError:
+                    destination, digest, timestamp, *sending = json.loads(line)
+                except (ValueError, TypeError):
                     continue  # a torn last line from a kill mid-write
-                marks = state.marks.setdefault(str(destination), {})
-                if int(timestamp) > marks.get(str(digest), -(2**63)):
-                    marks[str(digest)] = int(timestamp)
+                if sending:
+                    _apply_in_flight(state, str(destination), str(digest), int(timestamp))
+                else:
+                    _apply_mark(state, str(destination), str(digest), int(timestamp))
         return state
 
     def save(self, job_key: str, state: JobState) -> None:
         snapshot, journal = self._paths(job_key)
         temporary = snapshot.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"cursors": state.cursors, "marks": state.marks}), encoding="utf-8")
+        document = {"cursors": state.cursors, "marks": state.marks, "in_flight": state.in_flight}
+        temporary.write_text(json.dumps(document), encoding="utf-8")
         os.replace(temporary, snapshot)
         journal.unlink(missing_ok=True)
 
@@ -126,6 +139,35 @@ class FileStateStore:
             handle.write("".join(json.dumps([destination, digest, ts]) + "\n" for digest, ts in marks))
             handle.flush()
 
+    def append_in_flight(self, job_key: str, destination: str, sending: list[tuple[str, int]]) -> None:
+        _, journal = self._paths(job_key)
+        with journal.open("a", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps([destination, digest, ts, "sending"]) + "\n" for digest, ts in sending))
+            handle.flush()
+
     def delete(self, job_key: str) -> None:
         for path in self._paths(job_key):
             path.unlink(missing_ok=True)
+
+
+def _copy(state: JobState) -> JobState:
+    return JobState(
+        cursors=dict(state.cursors),
+        marks={k: dict(v) for k, v in state.marks.items()},
+        in_flight={k: dict(v) for k, v in state.in_flight.items()},
+    )
+
+
+def _apply_mark(state: JobState, destination: str, digest: str, timestamp: int) -> None:
+    """A batch was answered: the mark moves forward only, and settles what was in flight up to it."""
+    marks = state.marks.setdefault(destination, {})
+    if timestamp > marks.get(digest, -(2**63)):
+        marks[digest] = timestamp
+    in_flight = state.in_flight.get(destination, {})
+    if in_flight.get(digest, timestamp) <= timestamp:
+        in_flight.pop(digest, None)
+
+
+def _apply_in_flight(state: JobState, destination: str, digest: str, timestamp: int) -> None:
+    in_flight = state.in_flight.setdefault(destination, {})
+    in_flight[digest] = max(timestamp, in_flight.get(digest, timestamp))

@@ -73,7 +73,9 @@ class SeriesTransform:
                 self._dropped_invalid += 1
                 result = _DROPPED
             else:
-                result = tuple(sorted((k, v) for k, v in merged.items() if v))
+                output = tuple(sorted((k, v) for k, v in merged.items() if v))
+                # the cache holds one tuple per series where nothing changed, not two equal ones
+                result = source_key if output == source_key else output
         if len(self._outcomes) >= self._max_cached:
             self._outcomes.clear()
         self._outcomes[source_key] = result

@@ -588,19 +588,10 @@ def test_each_restriction_step_writes_the_expected_selector(
 # -- absent(): the answer's labels are those of the query, not of the rewrite -------------------
 
 _LIKE_ORIGINAL = answers_absent_like_the_original()
-_REVEALS = (
-    'Prometheus 2.42 drops an absent() label that a later matcher names again ({job="api",job!="x"} '
-    "answers {}); enforce._absent_labels only drops a label set twice by '=', so the rewrite answers {job=\"api\"}"
-)
-_PARENTHESES = (
-    "Prometheus 2.42 looks through parentheses for absent()'s labels, enforce._absent only handles a bare "
-    "selector: absent((up)) answers with the rules' added labels (namespace, or a labelSelector like env)"
-)
 
 
-def _absent_row(query: str, *row_checks: Check, policy: str = "isolated", id: str, bug: str = "") -> Any:
-    marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
-    return pytest.param(policy, query, checks(_LIKE_ORIGINAL, *row_checks), id=id, marks=marks)
+def _absent_row(query: str, *row_checks: Check, policy: str = "isolated", id: str) -> Any:
+    return pytest.param(policy, query, checks(_LIKE_ORIGINAL, *row_checks), id=id)
 
 
 ABSENT_CASES = [
@@ -621,10 +612,12 @@ ABSENT_CASES = [
     _absent_row('absent_over_time((up{job="api"})[5m:])', id="subquery-argument-gives-no-label"),
     _absent_row('absent(up{job="api"})', policy="selectors", id="label-selector-deleted"),
     _absent_row("absent_over_time(node_cpu_seconds_total[5m])", policy="merged", id="merged-rules-labels-deleted"),
-    _absent_row('absent(up{job="api",job!="x"})', id="later-matcher-drops-label"),
-    _absent_row('absent_over_time(up{job="api",job=~"a.*"}[5m])', id="later-regex-drops-label"),
-    _absent_row("absent((up))", id="parentheses-hide-namespace"),
-    _absent_row('absent((up{job="api"}))', policy="selectors", id="parentheses-hide-label-selector"),
+    _absent_row('absent(up{job="api",job!="x"})', id="later-matcher-drops-label-regression"),
+    _absent_row('absent_over_time(up{job="api",job=~"a.*"}[5m])', id="later-regex-drops-label-regression"),
+    _absent_row("absent((up))", id="parentheses-looked-through-namespace-deleted-regression"),
+    _absent_row(
+        'absent((up{job="api"}))', policy="selectors", id="parentheses-looked-through-label-selector-deleted-regression"
+    ),
 ]
 
 
