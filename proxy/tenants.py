@@ -37,14 +37,6 @@ class TenantPolicies:
         self._policies = MappingProxyType(dict(policies))
         self.version += 1
 
-    def update(self, namespace: str, policy: AccessPolicy | None) -> None:
-        """Replace (or, with None, remove) one namespace's policy."""
-        updated = dict(self._policies)
-        if policy is None:
-            updated.pop(namespace, None)
-        else:
-            updated[namespace] = policy
-        self.publish(updated)
 
     def policy_for(self, namespace: str) -> AccessPolicy | None:
         """The namespace's policy, or None."""

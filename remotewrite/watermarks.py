@@ -67,15 +67,6 @@ class Watermarks:
         """Drop a series after its staleness marker was delivered."""
         self._marks.pop(key, None)
 
-    def restore(self, marks: Iterable[tuple[SeriesKey, int]]) -> None:
-        """Load marks saved earlier (e.g. across a restart)."""
-        for key, timestamp_ms in marks:
-            self.acknowledge(key, timestamp_ms)
-
-    def items(self) -> list[tuple[SeriesKey, int]]:
-        """Every (series, mark) pair, for saving."""
-        return list(self._marks.items())
-
     def statistics(self) -> WatermarksStatistics:
         """Counts and extremes of the marks."""
         values = self._marks.values()
