@@ -8,6 +8,11 @@ group_left, subqueries, label_values-style queries), the median and p99 wall tim
 to the time of parsing alone (``parse_promql``, which enforcement includes) and their ratio.
 Goal (for reference, not asserted): median under 50 µs, p99 under 200 µs.
 
+Two figures: *warm*, the steady state of a proxy serving dashboards (the same queries every
+refresh, so enforcement's memos of matchers, regex outcomes and rule indexes are filled),
+which the goal is read against; and *cold*, every call after ``forget_memos()`` (the first
+sight of a query under a new policy), printed so the memos' share is visible.
+
 Each query runs up to ``ITERATIONS`` times, both measurements within ``BUDGET_S`` overall
 (split evenly over the queries), after a short warm-up so that the regex caches are filled
 as in a long-running proxy. The clock is ``time.perf_counter_ns`` around each call. No
@@ -22,7 +27,7 @@ from collections.abc import Callable
 from functools import partial
 
 from mtproxy.api import GuardrailsConfig, MetricAccess, MetricAccessSchema
-from mtproxy.proxy.enforce import enforce_query
+from mtproxy.proxy.enforce import enforce_query, forget_memos
 from mtproxy.proxy.errors import ProxyError
 from mtproxy.proxy.policy import AccessPolicy
 from mtproxy.proxy.promql_parity import parse_promql
@@ -108,6 +113,11 @@ def _enforce(query: str, policy: AccessPolicy) -> str | ProxyError:
         return error
 
 
+def _enforce_cold(query: str, policy: AccessPolicy) -> str | ProxyError:
+    forget_memos()
+    return _enforce(query, policy)
+
+
 def _timings_ns(call: Callable[[], object], *, deadline: float) -> tuple[list[int], list[int]]:
     """Wall and CPU nanoseconds of each call."""
     for _ in range(WARM_UP):
@@ -140,16 +150,17 @@ def main() -> None:
     print(f"up to {ITERATIONS} iterations per query, {BUDGET_S:.0f} s budget; load average {load}")
     print("times in µs (microseconds): wall clock, and this thread's CPU time (unaffected by other processes)")
     print()
-    header = ("n", "wall med", "wall p99", "cpu med", "cpu p99", "parse med", "ratio")
+    header = ("n", "wall med", "wall p99", "cpu med", "cpu p99", "parse med", "ratio", "cold med")
     print(f"{'panel':<22}" + "".join(f"{h:>10}" for h in header) + "  outcome")
-    totals: dict[str, list[int]] = {"wall": [], "cpu": [], "parse wall": [], "parse cpu": []}
+    totals: dict[str, list[int]] = {"wall": [], "cpu": [], "parse wall": [], "parse cpu": [], "cold cpu": []}
     for title, query in PANELS:
         first = _enforce(query, policy)
         outcome = f"refused {first.status}" if isinstance(first, ProxyError) else f"{len(first)} chars out"
         started = time.perf_counter()
+        _, cold_cpu = _timings_ns(partial(_enforce_cold, query, policy), deadline=started + share_s * 0.3)
         wall, cpu = _timings_ns(partial(_enforce, query, policy), deadline=started + share_s * 0.8)
         parse_wall, parse_cpu = _timings_ns(partial(parse_promql, query), deadline=started + share_s)
-        for key, samples in zip(totals, (wall, cpu, parse_wall, parse_cpu), strict=True):
+        for key, samples in zip(totals, (wall, cpu, parse_wall, parse_cpu, cold_cpu), strict=True):
             totals[key] += samples
         cells = (
             f"{len(wall)}",
@@ -159,6 +170,7 @@ def main() -> None:
             _us(_p99(cpu)),
             _us(statistics.median(parse_cpu)),
             f"{statistics.median(cpu) / statistics.median(parse_cpu):.1f}x",
+            _us(statistics.median(cold_cpu)),
         )
         print(f"{title:<22}" + "".join(f"{c:>10}" for c in cells) + f"  {outcome}")
     print()
@@ -170,12 +182,13 @@ def main() -> None:
         _us(_p99(totals["cpu"])),
         _us(statistics.median(totals["parse cpu"])),
         f"{statistics.median(totals['cpu']) / statistics.median(totals['parse cpu']):.1f}x",
+        _us(statistics.median(totals["cold cpu"])),
     )
     print(f"{'all queries':<22}" + "".join(f"{c:>10}" for c in cells))
     for key, samples in totals.items():
-        name = key if key.startswith("parse") else f"enforce {key}"
+        name = key if key.startswith("parse") else f"enforce {key}" if key != "cold cpu" else "cold enforce cpu"
         print(f"  {name:<12} median {statistics.median(samples) / 1000:7.1f} µs   p99 {_p99(samples) / 1000:8.1f} µs")
-    print("goal (for reference, not asserted): median under 50 µs, p99 under 200 µs")
+    print("goal (for reference, not asserted, read against the warm figures): median under 50 µs, p99 under 200 µs")
 
 
 if __name__ == "__main__":

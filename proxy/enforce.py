@@ -25,13 +25,14 @@ itself refuses unknown nodes. Pure and sync.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from promql_parser import AggregateExpr, Call, Expr, MatchOp, MatrixSelector, ParenExpr, VectorSelector
 
 from mtproxy.api import LabelMatcher
 from mtproxy.api import MatchOp as Op
+from mtproxy.proxy import promql_parity, selectors
 from mtproxy.proxy.errors import BadRequest, Forbidden
 from mtproxy.proxy.policy import AccessPolicy
 from mtproxy.proxy.promql_parity import PromQLError, duration_ms, parse_promql
@@ -44,6 +45,7 @@ __all__ = [
     "EnforcedQuery",
     "enforce",
     "enforce_query",
+    "forget_memos",
     "normalize_query",
 ]
 
@@ -69,18 +71,44 @@ _OPS = (
 )
 
 
+_MATCHER_MEMO: dict[tuple[str, Op, str], LabelMatcher] = {}
+_MATCHER_MEMO_LIMIT = 65_536
+
+
+def _label_matcher(name: str, op: Op, value: str) -> LabelMatcher:
+    """The validated matcher, remembered: dashboards send the same matchers on every refresh."""
+    key = (name, op, value)
+    found = _MATCHER_MEMO.get(key)
+    if found is None:
+        try:
+            found = LabelMatcher(name=name, op=op, value=value)
+        except ValueError as exc:
+            raise BadRequest(f"invalid matcher {name}: {exc}") from None
+        if len(_MATCHER_MEMO) >= _MATCHER_MEMO_LIMIT:
+            _MATCHER_MEMO.clear()
+        _MATCHER_MEMO[key] = found
+    return found
+
+
+def forget_memos() -> None:
+    """Empty every memo enforcement keeps (matchers, regex outcomes, rule indexes, parser checks).
+
+    For benchmarks that measure the first sight of a query; a running proxy never needs it.
+    """
+    _MATCHER_MEMO.clear()
+    selectors.forget_memos()
+    promql_parity.forget_memos()
+
+
 def _matchers(selector: VectorSelector) -> tuple[LabelMatcher, ...]:
     out: list[LabelMatcher] = []
     if selector.name:
-        out.append(LabelMatcher(name="__name__", op=Op.EQUAL, value=selector.name))
+        out.append(_label_matcher("__name__", Op.EQUAL, selector.name))
     for matcher in selector.matchers.matchers:
         op = next((ours for theirs, ours in _OPS if matcher.op == theirs), None)
         if op is None:
             raise BadRequest(f"unknown matcher operator in {matcher.name}")
-        try:
-            out.append(LabelMatcher(name=matcher.name, op=op, value=matcher.value))
-        except ValueError as exc:
-            raise BadRequest(f"invalid matcher {matcher.name}: {exc}") from None
+        out.append(_label_matcher(matcher.name, op, matcher.value))
     return tuple(out)
 
 
@@ -116,12 +144,16 @@ class _Enforcer:
 
     def __init__(self, policy: AccessPolicy) -> None:
         self._policy = policy
+        self.writes_labels = False
+        """Whether a node seen so far writes labels from the query text (every node is seen)."""
 
     def _branches(self, selector: VectorSelector) -> tuple[Restriction, list[str]]:
         restricted = restrict_selector(_matchers(selector), self._policy.rules)
         return restricted.kind, [_braces(branch) for branch in restricted.branches]
 
     def rewrite(self, node: Expr) -> list[Piece] | None:
+        if isinstance(node, Call | AggregateExpr) and _label_writing(node):
+            self.writes_labels = True
         if isinstance(node, VectorSelector):
             kind, branches = self._branches(node)
             suffix = format_modifiers(node.offset, node.at)
@@ -207,30 +239,8 @@ class EnforcedQuery:
     writes_labels: bool
 
 
-def _writes_labels(expr: Expr) -> bool:
-    found = False
-
-    def visit(node: Expr) -> None:
-        nonlocal found
-        name = node.func.name if isinstance(node, Call) else str(node.op) if isinstance(node, AggregateExpr) else ""
-        if name in LABEL_WRITING_FUNCTIONS:
-            found = True
-
-    _walk(expr, visit)
-    return found
-
-
-def _walk(expr: Expr, visit: Callable[[Expr], None]) -> None:
-    pending = [expr]
-    while pending:
-        node = pending.pop()
-        visit(node)
-        for name in ("expr", "lhs", "rhs", "param"):
-            child = getattr(node, name, None)
-            if isinstance(child, Expr):
-                pending.append(child)
-        if isinstance(node, Call):
-            pending.extend(a for a in node.args if isinstance(a, Expr))
+def _label_writing(node: Call | AggregateExpr) -> bool:
+    return (node.func.name if isinstance(node, Call) else str(node.op)) in LABEL_WRITING_FUNCTIONS
 
 
 def enforce(query: str, policy: AccessPolicy) -> EnforcedQuery:
@@ -243,10 +253,9 @@ def enforce(query: str, policy: AccessPolicy) -> EnforcedQuery:
     if not policy.rules:
         raise Forbidden(f"namespace {policy.namespace!r} has no access rules")
     try:
-        expr = parse_promql(query)
-        return EnforcedQuery(
-            text=format_expr(expr, rewrite=_Enforcer(policy).rewrite), writes_labels=_writes_labels(expr)
-        )
+        enforcer = _Enforcer(policy)
+        text = format_expr(parse_promql(query), rewrite=enforcer.rewrite)
+        return EnforcedQuery(text=text, writes_labels=enforcer.writes_labels)
     except PromQLError as exc:
         raise BadRequest(f"invalid query: {exc}") from None
 

@@ -41,6 +41,7 @@ Error tree (every class carries ``status`` 400 and Prometheus's ``error_type`` "
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from typing import Final, Literal
 
@@ -84,6 +85,7 @@ __all__ = [
     "check_label_name",
     "check_supported",
     "duration_ms",
+    "forget_memos",
     "is_library_panic",
     "parse_promql",
 ]
@@ -195,7 +197,7 @@ def parse_promql(query: str) -> Expr:
             construct 2.42 lacks (see :func:`check_supported`).
         PromQLSyntaxError: the library cannot parse the text.
     """
-    nesting = sum(1 for _ in _NESTING_TOKEN.finditer(query))
+    nesting = len(_NESTING_TOKEN.findall(query))
     if nesting > MAX_NESTING:
         raise PromQLUnsupported("query", f"has {nesting} operators and brackets, more than the {MAX_NESTING} allowed")
     # Backslash pairs are taken left to right, as both lexers do inside strings; looking at
@@ -369,16 +371,25 @@ def _check_selector(selector: VectorSelector) -> None:
 
 
 def _check_regex(pattern: str) -> None:
+    problem = _regex_problem(pattern)
+    if problem is not None:
+        raise PromQLUnsupported(repr(pattern), problem)
+
+
+@functools.lru_cache(maxsize=4096)
+def _regex_problem(pattern: str) -> str | None:
+    """Why 2.42 would not take ``pattern``, or None; remembered, as dashboards repeat their regexes."""
     # Prometheus anchors the pattern and compiles it with Go's regexp; RE2 agrees with Go where
     # the library's Rust engine does not (the x flag, more than {1000} repeats), except that
     # this RE2 also takes (?<name>...) groups, which Go 1.19 did not: only (?P<name>...) counts.
     try:
         compiled = re2.compile(f"^(?:{pattern})$", options=_RE2_OPTIONS)
     except re2.error as exc:
-        raise PromQLUnsupported(repr(pattern), f"is not a valid RE2 expression: {exc}") from exc
+        return f"is not a valid RE2 expression: {exc}"
     for name in compiled.groupindex:
         if f"(?P<{name}>" not in pattern:
-            raise PromQLUnsupported(repr(pattern), "(?<name>...) groups are not valid in Prometheus 2.42")
+            return "(?<name>...) groups are not valid in Prometheus 2.42"
+    return None
 
 
 def _check_offset_and_at(offset: datetime.timedelta | None, at: AtModifier | None) -> None:
@@ -390,12 +401,26 @@ def _check_offset_and_at(offset: datetime.timedelta | None, at: AtModifier | Non
 
 def _check_call(call: Call) -> None:
     func = call.func
-    expected = FUNCTIONS_2_42.get(func.name)
+    name = func.name
+    if name in _CHECKED_FUNCTIONS:
+        return
+    expected = FUNCTIONS_2_42.get(name)
     if expected is None:
-        raise PromQLUnsupported(f"{func.name}()", "is not a function of Prometheus 2.42")
+        raise PromQLUnsupported(f"{name}()", "is not a function of Prometheus 2.42")
     signature = (tuple(_value_type(t) for t in func.arg_types), func.variadic, _value_type(func.return_type))
     if signature != expected or func.experimental:
-        raise PromQLUnsupported(f"{func.name}()", "has another signature in Prometheus 2.42")
+        raise PromQLUnsupported(f"{name}()", "has another signature in Prometheus 2.42")
+    _CHECKED_FUNCTIONS.add(name)  # the library's function table is fixed once this module is imported
+
+
+_CHECKED_FUNCTIONS: set[str] = set()
+"""Function names whose library signature was found equal to 2.42's (checked once per process)."""
+
+
+def forget_memos() -> None:
+    """Empty the memos (regex verdicts, checked signatures): lets a benchmark measure the cold path."""
+    _regex_problem.cache_clear()
+    _CHECKED_FUNCTIONS.clear()
 
 
 def _check_aggregation(aggregation: AggregateExpr) -> None:

@@ -150,8 +150,14 @@ def format_expr(expr: Expr, *, rewrite: Callable[[Expr], list[Piece] | None] | N
     return "".join(out)
 
 
+_PLAIN_ASCII: Final = re.compile(r"[ !#-\[\]-~]*")
+"""Printable ASCII but the double quote and the backslash: printed as it is."""
+
+
 def quote_string(value: str) -> str:
     """Quote ``value`` as a PromQL double-quoted string that 2.42 unquotes back to ``value``."""
+    if _PLAIN_ASCII.fullmatch(value):
+        return f'"{value}"'  # the common case: nothing to escape
     parts = ['"']
     for char in value:
         code = ord(char)

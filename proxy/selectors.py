@@ -24,11 +24,11 @@ from __future__ import annotations
 import enum
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mtproxy.api import LabelMatcher, MatchOp, Rule
 
-__all__ = ["NOTHING_MATCHER", "RestrictedSelector", "Restriction", "quote_meta", "restrict_selector"]
+__all__ = ["NOTHING_MATCHER", "RestrictedSelector", "Restriction", "forget_memos", "quote_meta", "restrict_selector"]
 
 NOTHING_MATCHER = LabelMatcher(name="__name__", op=MatchOp.NOT_REGEX, value="(?s:.*)")
 """Matches no series at all (every name matches ``(?s:.*)``, newlines included), yet is a non-empty matcher."""
@@ -64,19 +64,126 @@ def quote_meta(text: str) -> str:
     return "".join("\\" + ch if ch in _QUOTE_META else ch for ch in text)
 
 
-def _by_label(matchers: Sequence[LabelMatcher]) -> dict[str, list[LabelMatcher]]:
+_Groups = dict[str, tuple[LabelMatcher, ...]]
+"""Matchers grouped by label name: the only matchers that can interact are on one label."""
+
+_HOLDS_MEMO: dict[tuple[MatchOp, str, str], bool] = {}
+_HOLDS_MEMO_LIMIT = 65_536
+_INDEX_MEMO: dict[int, tuple[Sequence[Rule], _RuleIndex]] = {}
+_INDEX_MEMO_LIMIT = 256
+
+
+def forget_memos() -> None:
+    """Empty the memos (regex outcomes, indexed rule sets): lets a benchmark measure the cold path."""
+    _HOLDS_MEMO.clear()
+    _INDEX_MEMO.clear()
+
+
+def _holds(matcher: LabelMatcher, value: str) -> bool:
+    """``matcher.matches(value)``, remembered for regexes (a RE2 call through the wrapper costs microseconds)."""
+    op = matcher.op
+    if op is MatchOp.EQUAL:
+        return value == matcher.value
+    if op is MatchOp.NOT_EQUAL:
+        return value != matcher.value
+    key = (op, matcher.value, value)
+    found = _HOLDS_MEMO.get(key)
+    if found is None:
+        if len(_HOLDS_MEMO) >= _HOLDS_MEMO_LIMIT:
+            _HOLDS_MEMO.clear()
+        found = _HOLDS_MEMO[key] = matcher.matches(value)
+    return found
+
+
+def _group(matchers: Sequence[LabelMatcher]) -> _Groups:
     grouped: dict[str, list[LabelMatcher]] = defaultdict(list)
     for matcher in matchers:
         grouped[matcher.name].append(matcher)
-    return grouped
+    return {name: tuple(group) for name, group in grouped.items()}
 
 
-def _satisfiable(matchers: Sequence[LabelMatcher]) -> bool:
+def _consistent(fixed: Sequence[LabelMatcher], others: Sequence[LabelMatcher]) -> bool:
+    """False when an equality value among ``fixed`` fails a matcher among ``others``."""
+    for matcher in fixed:
+        if matcher.op is MatchOp.EQUAL:
+            value = matcher.value
+            for other in others:
+                if not _holds(other, value):
+                    return False
+    return True
+
+
+def _satisfiable(groups: _Groups) -> bool:
     """False when an equality value on some label fails another matcher on that label."""
-    for group in _by_label(matchers).values():
-        for fixed in (m.value for m in group if m.op is MatchOp.EQUAL):
-            if not all(m.matches(fixed) for m in group):
-                return False
+    return all(_consistent(group, group) for group in groups.values())
+
+
+@dataclass(frozen=True, slots=True)
+class _IndexedRule:
+    """A rule with its matchers grouped by label, computed once per rule set."""
+
+    rule: Rule
+    groups: _Groups
+    satisfiable: bool
+
+
+@dataclass(slots=True)
+class _RuleIndex:
+    """A rule set indexed for restriction, with the rules each metric name can meet remembered."""
+
+    rules: tuple[_IndexedRule, ...]
+    by_name: dict[str, tuple[_IndexedRule, ...]] = field(default_factory=dict)
+    restricted: dict[tuple[LabelMatcher, ...], RestrictedSelector] = field(default_factory=dict)
+    """Outcomes per selector: a dashboard sends the same selectors on every refresh."""
+
+    def candidates(self, selector: _Groups) -> tuple[_IndexedRule, ...]:
+        """The rules not already excluded by the selector's ``__name__`` equality, if it has one."""
+        names = [m.value for m in selector.get("__name__", ()) if m.op is MatchOp.EQUAL]
+        if len(names) != 1:
+            return self.rules
+        name = names[0]
+        found = self.by_name.get(name)
+        if found is None:
+            if len(self.by_name) >= _BY_NAME_LIMIT:
+                self.by_name.clear()
+            found = self.by_name[name] = tuple(
+                r for r in self.rules if all(_holds(m, name) for m in r.groups.get("__name__", ()))
+            )
+        return found
+
+
+_BY_NAME_LIMIT = 4096
+_RESTRICTED_LIMIT = 4096
+
+
+def _index(rules: Sequence[Rule]) -> _RuleIndex:
+    """The rules, indexed; remembered per rule-set object (the policy's tuple lives as long as the policy).
+
+    The memo holds a strong reference to ``rules``, so no other object can take its id
+    while the entry exists, and identity is checked before an entry is used.
+    """
+    entry = _INDEX_MEMO.get(id(rules))
+    if entry is not None and entry[0] is rules:
+        return entry[1]
+    entries = []
+    for rule in rules:
+        grouped = _group(rule.matchers)
+        entries.append(_IndexedRule(rule, grouped, _satisfiable(grouped)))
+    indexed = _RuleIndex(rules=tuple(entries))
+    if len(_INDEX_MEMO) >= _INDEX_MEMO_LIMIT:
+        _INDEX_MEMO.clear()
+    _INDEX_MEMO[id(rules)] = (rules, indexed)
+    return indexed
+
+
+def _compatible(selector: _Groups, rule: _IndexedRule) -> bool:
+    """Whether S ∧ R can hold, given that S and R can each hold alone."""
+    if not rule.satisfiable:
+        return False
+    for name, theirs in rule.groups.items():
+        ours = selector.get(name)
+        if ours is not None and not (_consistent(ours, theirs) and _consistent(theirs, ours)):
+            return False
     return True
 
 
@@ -84,24 +191,24 @@ def _always_true(matcher: LabelMatcher) -> bool:
     return matcher.op is MatchOp.REGEX and matcher.value in _TRIVIAL_REGEXES
 
 
-def _implies(given: Sequence[LabelMatcher], wanted: LabelMatcher) -> bool:
+def _implies(given: _Groups, wanted: LabelMatcher) -> bool:
     """Whether every series satisfying all of ``given`` satisfies ``wanted``."""
     if _always_true(wanted):
         return True
-    same_label = [m for m in given if m.name == wanted.name]
+    same_label = given.get(wanted.name, ())
     for matcher in same_label:
         if matcher.op is MatchOp.EQUAL:
-            return wanted.matches(matcher.value)
+            return _holds(wanted, matcher.value)
     for matcher in same_label:
         if matcher.op is wanted.op and matcher.value == wanted.value:
             return True
         # every value the given matcher admits differs from the one ``wanted`` excludes
-        if wanted.op is MatchOp.NOT_EQUAL and not matcher.matches(wanted.value):
+        if wanted.op is MatchOp.NOT_EQUAL and not _holds(matcher, wanted.value):
             return True
     return False
 
 
-def _implies_all(given: Sequence[LabelMatcher], wanted: Sequence[LabelMatcher]) -> bool:
+def _implies_all(given: _Groups, wanted: Sequence[LabelMatcher]) -> bool:
     return all(_implies(given, m) for m in wanted)
 
 
@@ -127,22 +234,36 @@ def _merge_single_label(extras: list[tuple[LabelMatcher, ...]]) -> LabelMatcher 
 def restrict_selector(selector: Sequence[LabelMatcher], rules: Sequence[Rule]) -> RestrictedSelector:
     """S ∧ (R1 or … or Rk), by the six steps in the module docstring."""
     base = tuple(selector)
-    compatible = [r for r in rules if _satisfiable(base + r.matchers)]
+    index = _index(rules)
+    found = index.restricted.get(base)
+    if found is None:
+        if len(index.restricted) >= _RESTRICTED_LIMIT:
+            index.restricted.clear()
+        found = index.restricted[base] = _restrict(base, index)
+    return found
+
+
+def _restrict(base: tuple[LabelMatcher, ...], rule_index: _RuleIndex) -> RestrictedSelector:
+    groups = _group(base)
+    compatible = [r for r in rule_index.candidates(groups) if _compatible(groups, r)] if _satisfiable(groups) else []
     if not compatible:
         return RestrictedSelector(kind=Restriction.EMPTY, branches=((*base, NOTHING_MATCHER),))
-    if any(_implies_all(base, r.matchers) for r in compatible):
+    if any(_implies_all(groups, r.rule.matchers) for r in compatible):
         return RestrictedSelector(kind=Restriction.UNCHANGED, branches=(base,))
     kept: list[Rule] = []
-    for index, rule in enumerate(compatible):
-        given = base + rule.matchers
+    if len(compatible) == 1:
+        kept.append(compatible[0].rule)
+    for index, indexed in enumerate(compatible if len(compatible) > 1 else ()):
+        rule = indexed.rule
+        given = _group(base + rule.matchers)
         contained = any(
-            _implies_all(given, other.matchers)
+            _implies_all(given, other.rule.matchers)
             for other_index, other in enumerate(compatible)
-            if other_index != index and (other in kept or other_index > index) and other != rule
+            if other_index != index and (other.rule in kept or other_index > index) and other.rule != rule
         )
         if not contained and rule not in kept:
             kept.append(rule)
-    extras = [tuple(m for m in r.matchers if not _implies(base, m)) for r in kept]
+    extras = [tuple(m for m in r.matchers if not _implies(groups, m)) for r in kept]
     if len(extras) == 1:
         return RestrictedSelector(kind=Restriction.RESTRICTED, branches=((*base, *extras[0]),))
     merged = _merge_single_label(extras)

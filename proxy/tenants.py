@@ -37,7 +37,6 @@ class TenantPolicies:
         self._policies = MappingProxyType(dict(policies))
         self.version += 1
 
-
     def policy_for(self, namespace: str) -> AccessPolicy | None:
         """The namespace's policy, or None."""
         return self._policies.get(namespace)

@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mtproxy.api import GuardrailsConfig, MetricAccess, MetricAccessSchema, rules_for
+from mtproxy.proxy.enforce import forget_memos
 from mtproxy.proxy.errors import BadRequest, Forbidden
 from mtproxy.proxy.policy import AccessPolicy
 from mtproxy.proxy.promql_parity import MAX_NESTING, PromQLUnsupported, check_supported, parse_promql
@@ -134,7 +135,11 @@ def _row(query: str, *row_checks: Check, policy: str = "isolated", id: str) -> A
 
 
 def _run(policy: str, query: str, row_checks: Sequence[Check]) -> None:
+    """Checks the first sight of the query (memos emptied), and that the memos then give the same answer."""
+    forget_memos()
     outcome = enforce(query, POLICIES[policy])
+    again = enforce(query, POLICIES[policy])
+    assert (again.output, repr(again.error)) == (outcome.output, repr(outcome.error)), "memoised answer differs"
     for check in row_checks:
         check(outcome)
     if outcome.error is None:

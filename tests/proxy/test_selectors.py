@@ -14,7 +14,7 @@ import pytest
 
 from mtproxy.api import LabelMatcher, Rule, parse_pattern, rules_for
 from mtproxy.proxy.policy import AccessPolicy
-from mtproxy.proxy.selectors import Restriction, quote_meta, restrict_selector
+from mtproxy.proxy.selectors import Restriction, forget_memos, quote_meta, restrict_selector
 
 
 def _text(branch: tuple[LabelMatcher, ...]) -> str:
@@ -174,3 +174,43 @@ def test_policy_digest_ignores_rule_order_and_duplicates() -> None:
     two = AccessPolicy.of("team-a", tuple(reversed(rules)) + rules)
     assert one.digest == two.digest
     assert one.digest != AccessPolicy.of("team-b", rules).digest
+
+
+def test_memos_never_carry_one_policy_outcome_to_another() -> None:
+    """Outcomes are remembered per rule set: an equal selector under another policy is decided afresh."""
+    selector = parse_pattern("up")
+    team_a = _rules(["up"], "team-a")
+    team_b = _rules(["up"], "team-b")
+    for _ in range(2):  # the second round is served from the memos
+        assert [_text(b) for b in restrict_selector(selector, team_a).branches] == [
+            '{__name__="up",namespace="team-a"}'
+        ]
+        assert [_text(b) for b in restrict_selector(selector, team_b).branches] == [
+            '{__name__="up",namespace="team-b"}'
+        ]
+    # a rule set rebuilt after the first is dropped (a policy update) gets its own index
+    del team_a
+    rebuilt = _rules(["http_.*"], "team-a")
+    assert restrict_selector(selector, rebuilt).kind is Restriction.EMPTY
+
+
+@pytest.mark.parametrize(("selector", "patterns", "namespace", "kind", "branches"), CASES)
+def test_cold_and_warm_outcomes_agree(
+    selector: str, patterns: list[str], namespace: str | None, kind: Restriction, branches: list[str]
+) -> None:
+    rules = _rules(patterns, namespace)
+    forget_memos()
+    cold = restrict_selector(parse_pattern(selector), rules)
+    warm = restrict_selector(parse_pattern(selector), rules)
+    assert cold == warm
+    assert [_text(b) for b in warm.branches] == branches
+
+
+def test_two_name_equalities_are_not_narrowed_by_the_name_index() -> None:
+    """With two ``__name__`` equalities the per-name shortcut steps aside; the selector matches nothing."""
+    result = restrict_selector(parse_pattern('{__name__="up",__name__="up"}'), _rules(["up"], "team-a"))
+    assert result.kind is Restriction.RESTRICTED
+    contradictory = restrict_selector(
+        parse_pattern('{__name__="up",__name__="down"}'), _rules(["up", "down"], "team-a")
+    )
+    assert contradictory.kind is Restriction.EMPTY
