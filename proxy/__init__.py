@@ -1,5 +1,6 @@
 """The tenant query proxy: routes, authentication, PromQL enforcement, backends."""
 
+from mtproxy.proxy.enforce import forget_memos
 from mtproxy.proxy.errors import *
 from mtproxy.proxy.outcomes import *
 from mtproxy.proxy.params import *
@@ -28,6 +29,7 @@ __all__ = [
     "encode_form",
     "enforced_matches",
     "federate_request",
+    "forget_memos",
     "label_values_request",
     "labels_request",
     "parse_request_params",

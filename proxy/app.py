@@ -28,6 +28,7 @@ from mtproxy.proxy import filters
 from mtproxy.proxy.auth.base import Authenticator, AuthRequest, Tenant
 from mtproxy.proxy.backends import BackendPool, BackendResponse
 from mtproxy.proxy.cache import ResponseCache
+from mtproxy.proxy.encoding import accepts_gzip
 from mtproxy.proxy.errors import (
     BackendError,
     BadRequest,
@@ -70,13 +71,23 @@ _SINGLE_HEADERS = frozenset({"authorization", "x-tenant-namespace", "x-api-key",
 
 
 class _Answer:
-    __slots__ = ("body", "content_type", "headers", "status")
+    __slots__ = ("body", "content_type", "gzipped", "headers", "status")
 
-    def __init__(self, status: int, content_type: str, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        content_type: str,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        *,
+        gzipped: bytes | None = None,
+    ) -> None:
         self.status = status
         self.content_type = content_type
         self.body = body
         self.headers = dict(headers or {})
+        self.gzipped = gzipped
+        """The backend's own gzip encoding of ``body``, sent instead of it (see mtproxy.proxy.encoding)."""
 
 
 def _error_answer(error: ProxyError) -> _Answer:
@@ -158,7 +169,10 @@ class ProxyApp:
                 tenant = None
             if route.tenant:
                 assert tenant is not None
-                answer = await self._with_disconnect(receive, self._serve_tenant(route, path_params, params, tenant))
+                gzip = accepts_gzip(headers.get("accept-encoding"))
+                answer = await self._with_disconnect(
+                    receive, self._serve_tenant(route, path_params, params, tenant, gzip=gzip)
+                )
             else:
                 status, content_type, payload = await self._ops.answer(route.kind, params=params, tenant=tenant)
                 answer = _Answer(status, content_type, payload)
@@ -169,6 +183,7 @@ class ProxyApp:
             answer = _error_answer(ProxyError("internal error"))
         if method == "HEAD":
             answer.body = b""
+            answer.gzipped = None
         if answer.status != _CLIENT_GONE:
             await _respond(send, answer)
         elapsed = time.perf_counter() - started
@@ -261,7 +276,7 @@ class ProxyApp:
         return policy
 
     async def _serve_tenant(
-        self, route: Route, path_params: Mapping[str, str], params: RequestParams, tenant: Tenant
+        self, route: Route, path_params: Mapping[str, str], params: RequestParams, tenant: Tenant, *, gzip: bool
     ) -> _Answer:
         policy = self._policy(tenant)
         kind = route.kind
@@ -287,7 +302,8 @@ class ProxyApp:
                 self._metrics.cache_hits.inc()
                 return _Answer(*cached)
             self._metrics.cache_misses.inc()
-        status, content_type, body = await self._fetch(decision, fan_out=self._config.query_mode is QueryMode.FAN_OUT)
+        response = await self._fetch(decision, fan_out=self._config.query_mode is QueryMode.FAN_OUT, gzip=gzip)
+        status, content_type, body = response.status, response.content_type, response.body
         raw_body = body
         if status == 200 and policy.isolated:
             body = check_result(
@@ -300,7 +316,8 @@ class ProxyApp:
             self._cache.put(cache_key, status, content_type, body)
         if self._config.enable_request_logging and decision.result_check is not ResultCheck.NONE:
             self._log_aggregate(policy, raw_body, body)
-        return _Answer(status, content_type, body)
+        # the backend's compressed bytes stand for the body only while the check left it as it came
+        return _Answer(status, content_type, body, gzipped=response.gzipped if body is raw_body else None)
 
     def _log_aggregate(self, policy: AccessPolicy, raw: bytes, checked: bytes) -> None:
         """The original's per-query summary line, kept for the dashboards and alerts built on it."""
@@ -359,10 +376,10 @@ class ProxyApp:
         )
 
     async def _call(self, request: BackendRequest) -> BackendResponse:
-        status, content_type, body = await self._fetch(request, fan_out=False)
-        return BackendResponse(target="", status=status, content_type=content_type, body=body, headers={})
+        return await self._fetch(request, fan_out=False)
 
-    async def _fetch(self, request: BackendRequest, *, fan_out: bool) -> tuple[int, str, bytes]:
+    async def _fetch(self, request: BackendRequest, *, fan_out: bool, gzip: bool = False) -> BackendResponse:
+        """The backend's answer; gzip-encoded on the wire when ``gzip`` (the client accepts it)."""
         with trio.move_on_after(self._queue_timeout_s) as queued:
             await self._limiter.acquire()
         if queued.cancelled_caught:
@@ -372,10 +389,11 @@ class ProxyApp:
         try:
             with trio.move_on_after(self._backend_timeout_s) as deadline:
                 if fan_out:
-                    return await self._fan_out(request)
-                response = await self._backends.send(request)
+                    status, content_type, body = await self._fan_out(request)
+                    return BackendResponse(target="", status=status, content_type=content_type, body=body, headers={})
+                response = await self._backends.send(request, headers={"Accept-Encoding": "gzip"} if gzip else None)
                 self._metrics.backend_requests.labels(response.target, str(response.status)).inc()
-                return response.status, response.content_type, response.body
+                return response
             assert deadline.cancelled_caught
             raise ProxyError(f"backend did not answer within {self._config.backend_timeout}", status=504)
         finally:
@@ -446,7 +464,10 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 async def _respond(send: Send, answer: _Answer) -> None:
-    headers = [(b"content-type", answer.content_type.encode()), (b"content-length", str(len(answer.body)).encode())]
+    body = answer.body if answer.gzipped is None else answer.gzipped
+    headers = [(b"content-type", answer.content_type.encode()), (b"content-length", str(len(body)).encode())]
+    if answer.gzipped is not None:
+        headers += [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
     headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in answer.headers.items())
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-    await send({"type": "http.response.body", "body": answer.body})
+    await send({"type": "http.response.body", "body": body})

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import httpx
 import trio
 
+from mtproxy.proxy.encoding import decode_body
 from mtproxy.proxy.errors import BackendError, Unavailable
 from mtproxy.proxy.outcomes import BackendRequest
 from mtproxy.proxy.params import FORM_CONTENT_TYPE, encode_form
@@ -44,7 +45,10 @@ class BackendResponse:
     status: int
     content_type: str
     body: bytes
+    """Decoded."""
     headers: Mapping[str, str]
+    gzipped: bytes | None = None
+    """The body as the backend sent it, when it came gzip-encoded (passed on to clients that accept it)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,21 +161,28 @@ class BackendPool:
 
     async def _send_to(self, url: str, request: BackendRequest, headers: Mapping[str, str]) -> BackendResponse:
         form = encode_form(request.params)
+        # gzip only when the caller asks for it (see mtproxy.proxy.encoding); never br or zstd
+        wanted = {"Accept-Encoding": "identity", **headers}
         if request.method == "GET":
             # the query string is ours, fully percent-encoded: nothing of the client's request
-            response = await self._http.get(f"{url}{request.path}?{form.decode('ascii')}", headers=dict(headers))
+            outgoing = self._http.build_request("GET", f"{url}{request.path}?{form.decode('ascii')}", headers=wanted)
         else:
-            response = await self._http.post(
-                f"{url}{request.path}",
-                content=form,
-                headers={**headers, "Content-Type": FORM_CONTENT_TYPE},
+            outgoing = self._http.build_request(
+                "POST", f"{url}{request.path}", content=form, headers={**wanted, "Content-Type": FORM_CONTENT_TYPE}
             )
+        response = await self._http.send(outgoing, stream=True)
+        try:
+            raw = b"".join([chunk async for chunk in response.aiter_raw()])
+        finally:
+            await response.aclose()
+        coding = response.headers.get("content-encoding")
         return BackendResponse(
             target=url,
             status=response.status_code,
             content_type=response.headers.get("content-type", "application/json"),
-            body=response.content,
+            body=decode_body(raw, coding),
             headers=dict(response.headers),
+            gzipped=raw if coding is not None and coding.strip().lower() in ("gzip", "x-gzip") else None,
         )
 
     async def send(self, request: BackendRequest, *, headers: Mapping[str, str] | None = None) -> BackendResponse:
@@ -191,7 +202,7 @@ class BackendPool:
                 self._failovers += 1
             try:
                 response = await self._send_to(url, request, headers or {})
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, BackendError) as exc:
                 self._record(url, ok=False)
                 last_error = f"{type(exc).__name__}: {exc}"
                 logger.warning("backend request failed", extra={"backend": url, "error": last_error[:256]})
@@ -218,7 +229,7 @@ class BackendPool:
             try:
                 results[index] = await self._send_to(url, request, headers or {})
                 self._record(url, ok=True)
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, BackendError) as exc:
                 self._record(url, ok=False)
                 results[index] = BackendError(f"{url}: {type(exc).__name__}")
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from mtproxy.api import LabelMatcher, MatchOp, Rule
 
-__all__ = ["NOTHING_MATCHER", "RestrictedSelector", "Restriction", "forget_memos", "quote_meta", "restrict_selector"]
+__all__ = ["NOTHING_MATCHER", "RestrictedSelector", "Restriction", "quote_meta", "restrict_selector"]
 
 NOTHING_MATCHER = LabelMatcher(name="__name__", op=MatchOp.NOT_REGEX, value="(?s:.*)")
 """Matches no series at all (every name matches ``(?s:.*)``, newlines included), yet is a non-empty matcher."""
