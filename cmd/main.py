@@ -36,6 +36,7 @@ def _go_bool(text: str) -> bool:
 
 def _add_service_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="config file (YAML or JSON)")
+    parser.add_argument("--host", default="0.0.0.0", help="address the proxy listens on (127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8080, help="HTTP port of the proxy")
     parser.add_argument("--log-level", default="info", choices=sorted(LEVELS), help="log level")
     parser.add_argument("--kubeconfig", default="", help="kubeconfig path; default: in-cluster, then ~/.kube/config")
@@ -128,6 +129,7 @@ def _run_service(args: argparse.Namespace) -> int:
     for warning in loaded.warnings:
         logging.getLogger("mtproxy").warning("config key ignored", extra={"detail": warning})
     options = ServiceOptions(
+        host=args.host,
         port=args.port,
         kubeconfig=args.kubeconfig,
         leader_elect=args.leader_elect,

@@ -401,6 +401,10 @@ class ProxyApp:
             self._limiter.release()
 
     async def _fan_out(self, request: BackendRequest) -> tuple[int, str, bytes]:
+        replicas = self._config.replica_labels
+        if any(request.path == f"/api/v1/label/{name}/values" for name in replicas):
+            # merged series carry no replica label, so it has no values (Thanos answers the same)
+            return 200, _JSON, b'{"status":"success","data":[]}'
         results = await self._backends.send_all(request)
         answers: list[tuple[str, int, bytes]] = []
         for result in results:
@@ -414,7 +418,10 @@ class ProxyApp:
             if not bodies:
                 raise BackendError("no backend answered")
             return 200, "text/plain; version=0.0.4; charset=utf-8", merge_text_answers(bodies)
-        status, body = merge_json_answers(answers, replica_labels=self._config.replica_labels)
+        if request.path == "/api/v1/labels":
+            status, body = merge_json_answers(answers, replica_labels=replicas, strings="label_names")
+        else:
+            status, body = merge_json_answers(answers, replica_labels=replicas)
         return status, _JSON, body
 
 

@@ -3,7 +3,8 @@
 Backends are assumed to hold overlapping copies (HA pairs, shards with overlap). Series
 are de-duplicated by label set after dropping the configured ``replica_labels``; the
 first answer's copy wins (answers are taken in target order), without those labels, in
-query results, ``/series`` and exemplars alike. ``resultType`` is kept; a
+query results, ``/series`` and exemplars alike; for the same reason ``/labels`` leaves
+the replica label names out, and ``/label/<replica label>/values`` is empty. ``resultType`` is kept; a
 scalar or string result is taken from the first successful answer. A backend that failed
 or answered an error turns into a Prometheus ``warnings`` entry, never a silent partial
 result; if none succeeded, the first error answer is returned as it is.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["merge_json_answers", "merge_text_answers"]
 
@@ -25,9 +26,19 @@ def _key(labels: Any, replica_labels: frozenset[str]) -> tuple[tuple[str, str], 
 
 
 def merge_json_answers(
-    answers: Sequence[tuple[str, int, bytes]], *, replica_labels: Sequence[str] = ()
+    answers: Sequence[tuple[str, int, bytes]],
+    *,
+    replica_labels: Sequence[str] = (),
+    strings: Literal["label_names", "values"] = "values",
 ) -> tuple[int, bytes]:
-    """(target, status, body) answers → one (status, body)."""
+    """(target, status, body) answers → one (status, body).
+
+    Args:
+        answers: (target, status, body) per backend, in target order.
+        replica_labels: dropped from every series before de-duplication.
+        strings: what a list of strings in the answers holds: ``label_names`` (/labels, so the
+            replica labels are left out) or ``values`` (kept as they are).
+    """
     replicas = frozenset(replica_labels)
     successes: list[dict[str, Any]] = []
     warnings: list[str] = []
@@ -51,6 +62,8 @@ def merge_json_answers(
             return first_error
         return 503, json.dumps({"status": "error", "errorType": "unavailable", "error": "; ".join(warnings)}).encode()
     merged = _merge_data([s.get("data") for s in successes], replicas)
+    if strings == "label_names" and isinstance(merged, list):
+        merged = [name for name in merged if name not in replicas]
     out: dict[str, Any] = {"status": "success", "data": merged}
     if warnings:
         out["warnings"] = warnings

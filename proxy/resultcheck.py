@@ -41,7 +41,7 @@ def _only_own_namespace(body: bytes, namespace: str) -> bool:
     else (spaces around the colon, a value equal to "namespace", a foreign namespace)
     goes to the full check: slower, never wrong.
     """
-    if b"\\u" in body:
+    if body.find(b"\\") != -1 and b"\\u" in body:  # one byte is a memchr; two bytes scan ~100x slower
         return False
     own = b'"namespace":' + json.dumps(namespace).encode("utf-8")
     return body.count(b'"namespace"') == body.count(own)

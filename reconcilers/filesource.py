@@ -155,5 +155,17 @@ class FilesSource:
         self.reload()
         self.synced.set()
         task_status.started()
-        async for _changes in awatch(self._directory, debounce=200, recursive=False):
-            self.reload()
+        # awatch waits in a worker thread that trio cannot interrupt; without a stop event it
+        # returns only on a change or after its 5 s timeout, so cancelling would hang that long
+        stop = trio.Event()  # only is_set() is read from the worker thread
+
+        async def stop_on_cancel() -> None:
+            try:
+                await trio.sleep_forever()
+            finally:
+                stop.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop_on_cancel)
+            async for _changes in awatch(self._directory, debounce=200, recursive=False, stop_event=stop):
+                self.reload()

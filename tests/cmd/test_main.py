@@ -90,6 +90,8 @@ def test_service_flags_are_read_as_given() -> None:
         [
             "--config",
             "/tmp/c.yaml",
+            "--host",
+            "127.0.0.1",
             "--port",
             "9999",
             "--kubeconfig",
@@ -100,7 +102,8 @@ def test_service_flags_are_read_as_given() -> None:
             "infra",
         ]
     )
-    assert (args.config, args.port, args.kubeconfig) == ("/tmp/c.yaml", 9999, "/tmp/kube")
+    assert (args.config, args.host, args.port, args.kubeconfig) == ("/tmp/c.yaml", "127.0.0.1", 9999, "/tmp/kube")
+    assert build_parser().parse_args([]).host == "0.0.0.0"  # in a pod, the Service reaches it on the pod IP
     assert (args.leader_election_id, args.leader_election_namespace) == ("my-lease", "infra")
 
 

@@ -134,9 +134,17 @@ async def test_replicas_differing_only_by_replica_label_are_merged(
         series = await fetch(
             client, service.url, "/api/v1/series", {"match[]": "up", "start": end_s - 60, "end": end_s}
         )
+        window = {"start": end_s - 60, "end": end_s}
+        names = await fetch(client, service.url, "/api/v1/labels", window)
+        replica_values = await fetch(client, service.url, "/api/v1/label/replica/values", window)
+        job_values = await fetch(client, service.url, "/api/v1/label/job/values", window)
     await service.stop()
 
     expected_up = sorted(label_set(s.metric) for s in visible_now if s.name == "up")
     assert sorted(label_set(item["metric"]) for item in vector["result"]) == expected_up
     assert sorted(label_set(item["metric"]) for item in matrix["result"]) == expected_up
     assert sorted(label_set(item) for item in series) == expected_up
+    # label names and values describe the merged series, which carry no replica label
+    assert "replica" not in names and {"__name__", "job", "namespace"} <= set(names)
+    assert replica_values == []
+    assert job_values == sorted({s.get("job") for s in visible_series(data.series, "team-a") if s.get("job")})
