@@ -20,6 +20,7 @@ from mtproxy.proxy.encoding import accepts_gzip, decode_body
 from mtproxy.proxy.errors import BackendError
 
 from .proxyharness import metric_access, start_proxy
+from .rawhttp import read_request_head
 
 
 @pytest.mark.parametrize(
@@ -89,12 +90,8 @@ async def test_gzip_reaches_the_client_only_when_it_asked_and_the_answer_is_the_
 
 async def _lying_backend(stream: trio.SocketStream) -> None:
     """Answers every request with a gzipped vector holding team-a's and team-b's series."""
-    request = b""
-    while b"\r\n\r\n" not in request:
-        chunk = await stream.receive_some(65536)
-        if not chunk:
-            return
-        request += chunk
+    if await read_request_head(stream) is None:
+        return
     document = {
         "status": "success",
         "data": {

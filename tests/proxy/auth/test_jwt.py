@@ -30,6 +30,8 @@ from mtproxy.proxy.auth.base import AuthRequest, Tenant
 from mtproxy.proxy.auth.jwt import JWKSFile, JWKSUrl, JWTAuthenticator, SharedSecret, parse_jwks
 from mtproxy.proxy.errors import BadRequest, Forbidden, Unauthenticated, Unavailable
 
+from ..rawhttp import read_request_head
+
 RequestFactory = Callable[..., AuthRequest]
 
 SECRET = "a-shared-secret-of-at-least-32-bytes!"
@@ -339,12 +341,8 @@ class JWKSServer:
         return f"http://127.0.0.1:{self.port}/.well-known/jwks.json"
 
     async def serve(self, stream: trio.SocketStream) -> None:
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = await stream.receive_some(65536)
-            if not chunk:
-                return
-            received += chunk
+        if await read_request_head(stream) is None:
+            return
         self.hits += 1
         body = json.dumps(self.document).encode() if self.status == 200 else b"upstream error"
         head = (
