@@ -8,8 +8,21 @@ samples at exactly the window start are dropped here: windows are half-open
 ``namespace="<ns>"``.
 
 Live series come from an instant query of the same selector at T: a series whose source
-went stale (or has had no sample for the lookback) is absent, which is what staleness
-markers are derived from, and its newest value is what a Pushgateway receives.
+went stale (or has had no sample for the lookback) is absent; its newest value is what a
+Pushgateway receives.
+
+Vanished series are what staleness markers are derived from, and the source is asked for
+exactly those, so a cycle never reads every live series a second time::
+
+    label_replace(last_over_time(S[L]), "__mtproxy_name__", "$1", "__name__", "(.+)")
+      unless label_replace(S, "__mtproxy_name__", "$1", "__name__", "(.+)")
+
+at T: the series with a sample in the last ``L`` that are not live at T. ``unless`` matches
+on every label but ``__name__``, so the name is copied into a helper label first (two
+metrics with otherwise equal labels would hide each other); ``last_over_time`` keeps the
+name (Prometheus 2.26+), and the helper label is removed from the answer. Range selectors
+skip staleness markers, so a series that went stale within ``L`` is in the answer; one
+silent for longer than ``L`` is not (the caller knows it from its own marks).
 
 A response larger than ``max_response_bytes`` is abandoned while streaming and the
 window split in two, down to ``min_window_ms``, so no single answer exceeds the budget.
@@ -40,6 +53,10 @@ class CollectionError(Exception):
 
 class _TooLarge(Exception):
     pass
+
+
+_NAME_COPY = "__mtproxy_name__"
+"""The helper label that carries ``__name__`` through ``unless`` in the vanished-series query."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,8 +166,32 @@ class Collector:
 
     async def live_series(self, rule: Rule, *, at_ms: int) -> tuple[InstantSample, ...]:
         """The rule's series that are live (not stale, sampled within the lookback) at ``at_ms``."""
+        return await self._instant(rule.selector(), at_ms)
+
+    async def vanished_series(self, rule: Rule, *, at_ms: int, lookback_ms: int) -> tuple[InstantSample, ...]:
+        """The rule's series with a sample in the ``lookback_ms`` before ``at_ms`` that are not live at ``at_ms``.
+
+        Their labels are the source's (the helper label removed); their value is their last one.
+        """
+        selector = rule.selector()
+        copy = f'"{_NAME_COPY}", "$1", "__name__", "(.+)"'
+        query = (
+            f"label_replace(last_over_time({selector}[{format_duration(lookback_ms)}]), {copy}) "
+            f"unless label_replace({selector}, {copy})"
+        )
+        answer = await self._instant(query, at_ms)
+        return tuple(
+            InstantSample(
+                labels={k: v for k, v in sample.labels.items() if k != _NAME_COPY},
+                timestamp_ms=sample.timestamp_ms,
+                value=sample.value,
+            )
+            for sample in answer
+        )
+
+    async def _instant(self, query: str, at_ms: int) -> tuple[InstantSample, ...]:
         try:
-            body = await self._query(rule.selector(), at_ms)
+            body = await self._query(query, at_ms)
             return parse_vector_answer(body)
         except _TooLarge:
             raise CollectionError("instant answer larger than max_response_bytes") from None

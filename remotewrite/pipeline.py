@@ -19,7 +19,9 @@ Remote-write destinations (``RemoteWritePipeline``):
   refused for the old ones;
 - after the windows, series that were delivered but are no longer live at the source get
   a staleness marker at T, in a request of their own so a refused marker cannot take
-  real data with it.
+  real data with it. The source names those that went away within its lookback
+  (``JobReads.vanished``); a series whose newest delivered sample is older than that
+  lookback is not live either, so it is marked from its high-water mark alone.
 
 Pushgateway destinations (``PushgatewayPipeline``) get the newest value of every live
 series each cycle as one PUT of the whole group; a series that is gone is left out,
@@ -243,8 +245,10 @@ class RemoteWritePipeline(_Base):
         return True
 
     async def _mark_stale(self, end_ms: int) -> None:
-        live = await self.reads.live(end_ms)
-        gone = self.marks.stale_markers(live.keys(), end_ms)
+        if not self.marks:
+            return  # nothing was ever delivered: no need to ask the source
+        vanished = await self.reads.vanished(end_ms)
+        gone = self.marks.vanished(vanished, at_ms=end_ms, quiet_until_ms=end_ms - self.reads.vanished_lookback_ms)
         if not gone:
             return
         batch = [encode_series(self.reads.transform.label_block(key), [(end_ms, STALE_NAN)]) for key in gone]

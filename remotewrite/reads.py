@@ -9,6 +9,12 @@ size, not by history.
 Results are keyed by output label set (after relabel and extra labels); two source
 series that relabel to the same output set would make the receiver reject the request,
 so the second is dropped and counted as a collision.
+
+Vanished series (``vanished``: a sample within ``vanished_lookback_ms`` but not live at T,
+``Collector.vanished_series``) are what staleness markers come from; the lookback must
+exceed the source's ``--query.lookback-delta`` (5 minutes unless configured), so that a
+series silent for longer is certainly not live (the pipeline marks those from its own
+high-water marks).
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ __all__ = ["JobReads", "LiveSeries", "WindowSeries"]
 WindowSeries = dict[SeriesKey, tuple[tuple[int, float], ...]]
 LiveSeries = dict[SeriesKey, InstantSample]
 """Live series by output key; their ``labels`` are left empty (the key holds them)."""
+
+_VANISHED_LOOKBACK_MS = 360_000
+"""Prometheus' default lookback delta (5 minutes), plus a minute."""
 
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
 
@@ -85,6 +94,7 @@ class JobReads:
         *,
         cache_windows: int = 4,
         read_limiter: trio.CapacityLimiter | None = None,
+        vanished_lookback_ms: int = _VANISHED_LOOKBACK_MS,
     ) -> None:
         """Reads of one job.
 
@@ -94,13 +104,22 @@ class JobReads:
             cache_windows: How many of the newest windows are kept for destinations in step.
             read_limiter: Held while reading the source (the runner shares one among its
                 jobs, to bound the source's load); never while a destination sends.
+            vanished_lookback_ms: How far back ``vanished`` looks; more than the source's
+                lookback delta.
+
+        Raises:
+            ValueError: ``vanished_lookback_ms`` is not positive.
         """
+        if vanished_lookback_ms <= 0:
+            raise ValueError("vanished_lookback_ms: must be positive")
         self.job = job
         self.transform = SeriesTransform(job)
+        self.vanished_lookback_ms = vanished_lookback_ms
         self._collector = collector
         self._read_limiter = read_limiter if read_limiter is not None else trio.CapacityLimiter(1)
         self._windows: _Memo[WindowSeries] = _Memo(cache_windows)
         self._live: _Memo[LiveSeries] = _Memo(2)
+        self._vanished: _Memo[frozenset[SeriesKey]] = _Memo(2)
         self.collisions = 0
         self.series_last_window = 0
 
@@ -111,6 +130,10 @@ class JobReads:
     async def live(self, at_ms: int) -> LiveSeries:
         """Series live at ``at_ms``, per output series, with their newest value."""
         return await self._live.get((at_ms, at_ms), lambda: self._read_live(at_ms))
+
+    async def vanished(self, at_ms: int) -> frozenset[SeriesKey]:
+        """Output series with a sample in the ``vanished_lookback_ms`` before ``at_ms`` but not live at it."""
+        return await self._vanished.get((at_ms, at_ms), lambda: self._read_vanished(at_ms))
 
     async def _read_window(self, start_ms: int, end_ms: int) -> WindowSeries:
         async with self._read_limiter:
@@ -145,3 +168,16 @@ class JobReads:
                     out[key] = InstantSample(labels=_NO_LABELS, timestamp_ms=sample.timestamp_ms, value=sample.value)
             await trio.sleep(0)
         return out
+
+    async def _read_vanished(self, at_ms: int) -> frozenset[SeriesKey]:
+        async with self._read_limiter:
+            out: set[SeriesKey] = set()
+            for rule in self.job.rules:
+                for sample in await self._collector.vanished_series(
+                    rule, at_ms=at_ms, lookback_ms=self.vanished_lookback_ms
+                ):
+                    key = self.transform.output_key(sample.labels)
+                    if key is not None:
+                        out.add(key)
+                await trio.sleep(0)
+            return frozenset(out)

@@ -8,16 +8,20 @@ Contract:
 
 - ``pending(key, samples)`` returns the samples strictly newer than the mark, in order;
 - ``acknowledge(key, ts)`` moves the mark forward only (never back), after a 2xx;
-- ``stale_markers(seen, at_ms)`` names every marked series not in ``seen`` whose mark is
-  older than ``at_ms``: each gets one staleness marker at ``at_ms`` and, once that is
-  acknowledged, is forgotten (``forget``), so a series that comes back starts afresh;
+- ``stale_markers(seen, at_ms)`` names every marked series not in ``seen`` (the whole live
+  set) whose mark is older than ``at_ms``; ``vanished(gone, at_ms=, quiet_until_ms=)`` names
+  the same from the other side, for a caller that is told which series went away
+  (``gone``) rather than which are live: every marked series in ``gone``, or silent since
+  ``quiet_until_ms`` (its mark at or before it), whose mark is older than ``at_ms``. Each
+  gets one staleness marker at ``at_ms`` and, once that is acknowledged, is forgotten
+  (``forget``), so a series that comes back starts afresh;
 - a destination that was down keeps its old marks, so the next cycle sends it everything
   since, bounded by the collection window (the caller's ``max_backfill``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = ["SeriesKey", "Watermarks", "WatermarksStatistics"]
@@ -41,6 +45,9 @@ class Watermarks:
     def __init__(self) -> None:
         self._marks: dict[SeriesKey, int] = {}
 
+    def __len__(self) -> int:
+        return len(self._marks)
+
     def mark(self, key: SeriesKey) -> int | None:
         """The newest acknowledged timestamp of ``key``, or None when never sent."""
         return self._marks.get(key)
@@ -62,6 +69,10 @@ class Watermarks:
         """Marked series absent from ``seen`` that need a staleness marker at ``at_ms``."""
         present = set(seen)
         return [key for key, mark in self._marks.items() if key not in present and mark < at_ms]
+
+    def vanished(self, gone: Container[SeriesKey], *, at_ms: int, quiet_until_ms: int) -> list[SeriesKey]:
+        """Marked series in ``gone`` or silent since ``quiet_until_ms`` that need a staleness marker at ``at_ms``."""
+        return [key for key, mark in self._marks.items() if mark < at_ms and (mark <= quiet_until_ms or key in gone)]
 
     def forget(self, key: SeriesKey) -> None:
         """Drop a series after its staleness marker was delivered."""

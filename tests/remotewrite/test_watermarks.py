@@ -57,3 +57,19 @@ def test_overlapping_windows_deliver_each_sample_exactly_once(windows: list[list
     assert delivered == sorted(set(delivered))  # strictly increasing: no duplicate, no out-of-order
     seen = {ts for window in windows for ts in window}
     assert (max(delivered) if delivered else None) == (max(seen) if seen else None)
+
+
+def test_vanished_names_the_gone_series_and_those_silent_too_long_never_the_live_ones() -> None:
+    marks = Watermarks()
+    marks.acknowledge(A, 90)  # went away: the source says so
+    marks.acknowledge(B, 40)  # silent since 40, before the source's lookback starts: not live either
+    live: SeriesKey = (("__name__", "live"),)
+    marks.acknowledge(live, 95)
+    assert sorted(marks.vanished({A}, at_ms=100, quiet_until_ms=50)) == [A, B]
+    assert marks.vanished(set(), at_ms=100, quiet_until_ms=30) == []
+
+
+def test_vanished_never_marks_at_or_before_the_last_sample() -> None:
+    marks = Watermarks()
+    marks.acknowledge(A, 100)
+    assert marks.vanished({A}, at_ms=100, quiet_until_ms=100) == []
