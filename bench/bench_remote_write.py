@@ -17,13 +17,16 @@ this process exactly as the runner drives it (``RemoteWritePipeline.cycle`` with
 the first two samples of every series, cycle 2 the one holding the last two.
 
 Stages are timed by wrapping the functions that do them (wall time, and CPU time of the
-trio thread): the source's HTTP answer, its JSON parse, relabel + extra labels
-(``SeriesTransform.output_key``), watermarks, the protobuf encoding and snappy
-compression, the journal/state writes, and the HTTP sends (their wall time is mostly the
-tenant's ingestion). The timers cost CPU themselves (about a microsecond per call, and
+trio thread): the source's HTTP answer, its parse (``scan_matrix_answer``; the vanished-series
+answer's ``parse_vector_answer``), the resolution of each series to what is sent
+(``SeriesTransform.resolve``: relabel + extra labels, the encoded label block and the
+series hash, once per series; a cache lookup once warm), watermarks, the protobuf encoding
+and snappy compression, the journal/state writes, and the HTTP sends (their wall time is
+mostly the tenant's ingestion). The timers cost CPU themselves (about a microsecond per call, and
 there are hundreds of thousands of calls), so the headline figures come from a first pass
 without them, into one tenant, and the stage table from a second pass with them, into a
-second tenant. ``--profile`` adds a cProfile of the first pass' warm cycle. No timing is
+second tenant. ``--profile`` adds a cProfile of the first pass' warm cycle (``--profile cold``:
+its cold one). No timing is
 asserted; the script checks that each tenant holds every sample and exits 0.
 """
 
@@ -158,17 +161,15 @@ def _instrument(
     wrapped: list[tuple[object, str, str]] = [
         # the source: the HTTP answer, then its parse (module functions the collector calls)
         (collector, "_query", "source query (HTTP)"),
-        (collect_module, "parse_matrix_answer", "source JSON parse"),
+        (collect_module, "scan_matrix_answer", "source JSON parse"),
         (collect_module, "parse_vector_answer", "source JSON parse"),
-        (reads.transform, "output_key", "relabel + extra labels"),
+        (reads.transform, "resolve", "resolve (relabel, labels, hash)"),
         (pipeline, "_pending", "watermarks"),
-        (reads.transform, "label_block", "encode"),
         (pipeline_module, "encode_series", "encode"),
         (pipeline_module, "encode_write_request", "encode"),
         (pipeline_module, "compress_block", "snappy compress"),
-        (pipeline_module, "series_hash", "state (hash + journal)"),
-        (pipeline._store, "append_marks", "state (hash + journal)"),
-        (pipeline._store, "append_in_flight", "state (hash + journal)"),
+        (pipeline._store, "append_marks", "state (journal)"),
+        (pipeline._store, "append_in_flight", "state (journal)"),
         (sender, "send", "send (HTTP, tenant ingests)"),
     ]
     for owner, attribute, stage in wrapped:
@@ -218,7 +219,13 @@ async def _count(http: httpx.AsyncClient, url: str, query: str, at_s: float) -> 
 
 
 async def _forward(
-    http: httpx.AsyncClient, infra_url: str, tenant_url: str, first_ms: int, *, stages: Stages | None, profile: bool
+    http: httpx.AsyncClient,
+    infra_url: str,
+    tenant_url: str,
+    first_ms: int,
+    *,
+    stages: Stages | None,
+    profile: str | None,
 ) -> list[tuple[int, float, float]]:
     """Two cycles into ``tenant_url``; (samples, wall s, process CPU s) per cycle."""
     destination = Destination(
@@ -244,6 +251,7 @@ async def _forward(
     # Window ends: cycle 1 holds steps 0-1, cycle 2 steps 2-3 (windows are (start, end]).
     ends_ms = [first_ms + STEP_S * 1000, first_ms + (SAMPLES_PER_SERIES - 1) * STEP_S * 1000]
     profiler = cProfile.Profile() if profile else None
+    profiled_cycle = 1 if profile == "cold" else len(ends_ms)
     collections = GarbageCollections()
     cycles = []
     for number, end_ms in enumerate(ends_ms, start=1):
@@ -251,20 +259,20 @@ async def _forward(
         if stages is not None:
             stages.reset()
         forwarded_before = pipeline.samples_forwarded
-        if profiler is not None and number == len(ends_ms):
+        if profiler is not None and number == profiled_cycle:
             profiler.enable()
         wall, cpu = time.perf_counter(), time.process_time()
         with trio.fail_after(CYCLE_TIMEOUT_S):
             await pipeline.cycle(end_ms, first_start_ms=first_ms - 1000)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        if profiler is not None and number == len(ends_ms):
+        if profiler is not None and number == profiled_cycle:
             profiler.disable()
         cycles.append((pipeline.samples_forwarded - forwarded_before, wall, cpu))
         if stages is not None:
             _print_stages(CYCLE_LABELS[number - 1], *cycles[-1], stages)
             print(f"    of which garbage collection: {collections.summary()}")
         else:
-            profiled = " [under cProfile: slower]" if profiler is not None and number == len(ends_ms) else ""
+            profiled = " [under cProfile: slower]" if profiler is not None and number == profiled_cycle else ""
             _print_throughput(CYCLE_LABELS[number - 1] + profiled, *cycles[-1])
         if pipeline.samples_dropped or pipeline.last_error:
             print(f"    dropped {pipeline.samples_dropped}, last error: {pipeline.last_error}")
@@ -281,7 +289,7 @@ async def _forward(
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
-        print("cProfile of the warm cycle, by own time:")
+        print(f"cProfile of the {'cold' if profiled_cycle == 1 else 'warm'} cycle, by own time:")
         print(out.getvalue())
     return cycles
 
@@ -309,7 +317,7 @@ def _print_stages(label: str, samples: int, wall_s: float, cpu_s: float, stages:
     print(f"    {'rest (pipeline, timers, trio, GC)':<34} CPU {max(0.0, cpu_s - accounted):7.3f} s")
 
 
-async def _run(infra_url: str, tenant_urls: tuple[str, str], first_s: int, profile: bool) -> None:
+async def _run(infra_url: str, tenant_urls: tuple[str, str], first_s: int, profile: str | None) -> None:
     async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), trust_env=False) as http:
         rss_before = _peak_rss_mb()
         print(f"peak RSS before the pipeline: {rss_before:.0f} MB")
@@ -317,12 +325,14 @@ async def _run(infra_url: str, tenant_urls: tuple[str, str], first_s: int, profi
         await _forward(http, infra_url, tenant_urls[0], first_s * 1000, stages=None, profile=profile)
         print(f"  peak RSS: {_peak_rss_mb():.0f} MB (goal < {GOAL_RSS_MB} MB: {_peak_rss_mb() / GOAL_RSS_MB:.2f} x)")
         print("pass 2, every stage timed (the timers add CPU of their own), into tenant 2:")
-        await _forward(http, infra_url, tenant_urls[1], first_s * 1000, stages=Stages(), profile=False)
+        await _forward(http, infra_url, tenant_urls[1], first_s * 1000, stages=Stages(), profile=None)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", action="store_true", help="cProfile the warm cycle")
+    parser.add_argument(
+        "--profile", nargs="?", const="warm", choices=("warm", "cold"), help="cProfile the warm (or cold) cycle"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-remote-write-") as tmp:
         workdir = Path(tmp)

@@ -24,6 +24,10 @@ name (Prometheus 2.26+), and the helper label is removed from the answer. Range 
 skip staleness markers, so a series that went stale within ``L`` is in the answer; one
 silent for longer than ``L`` is not (the caller knows it from its own marks).
 
+Raw samples are read by ``scan.scan_matrix_answer``: each series comes as its identity
+(the raw text of its labels, which the caller decodes, and so checks, the first time it
+sees it) and its samples.
+
 A response larger than ``max_response_bytes`` is abandoned while streaming and the
 window split in two, down to ``min_window_ms``, so no single answer exceeds the budget.
 """
@@ -36,13 +40,8 @@ from dataclasses import dataclass
 import httpx
 
 from mtproxy.api import Rule, format_duration
-from mtproxy.remotewrite.samples import (
-    CollectedSeries,
-    InstantSample,
-    MalformedAnswer,
-    parse_matrix_answer,
-    parse_vector_answer,
-)
+from mtproxy.remotewrite.samples import InstantSample, MalformedAnswer, parse_vector_answer
+from mtproxy.remotewrite.scan import RawSeries, decode_labels, scan_matrix_answer
 
 __all__ = ["CollectionError", "Collector", "CollectorStatistics"]
 
@@ -138,7 +137,7 @@ class Collector:
             self._counts["failures"] += 1
         raise CollectionError(last_error[:512])
 
-    async def raw_samples(self, rule: Rule, *, start_ms: int, end_ms: int) -> list[CollectedSeries]:
+    async def raw_samples(self, rule: Rule, *, start_ms: int, end_ms: int) -> list[RawSeries]:
         """Every raw sample of the rule's series with ``start_ms < t <= end_ms``, oldest first."""
         if end_ms <= start_ms:
             return []
@@ -153,16 +152,11 @@ class Collector:
             second = await self.raw_samples(rule, start_ms=middle, end_ms=end_ms)
             return _concat(first, second)
         try:
-            parsed = parse_matrix_answer(body)
+            scanned = scan_matrix_answer(body, after_ms=start_ms)
         except MalformedAnswer as exc:
             raise CollectionError(f"source answer: {exc}") from None
-        self._counts["histograms"] += parsed.skipped_histogram_series
-        out = []
-        for series in parsed.series:
-            samples = tuple(s for s in series.samples if s[0] > start_ms)
-            if samples:
-                out.append(CollectedSeries(labels=series.labels, samples=samples))
-        return out
+        self._counts["histograms"] += scanned.skipped_histogram_series
+        return scanned.series
 
     async def live_series(self, rule: Rule, *, at_ms: int) -> tuple[InstantSample, ...]:
         """The rule's series that are live (not stale, sampled within the lookback) at ``at_ms``."""
@@ -199,11 +193,17 @@ class Collector:
             raise CollectionError(f"source answer: {exc}") from None
 
 
-def _concat(first: list[CollectedSeries], second: list[CollectedSeries]) -> list[CollectedSeries]:
-    by_key: dict[tuple[tuple[str, str], ...], list[tuple[int, float]]] = {}
-    labels_of: dict[tuple[tuple[str, str], ...], CollectedSeries] = {}
-    for series in (*first, *second):
-        key = tuple(sorted(series.labels.items()))
-        by_key.setdefault(key, []).extend(series.samples)
-        labels_of.setdefault(key, series)
-    return [CollectedSeries(labels=labels_of[k].labels, samples=tuple(v)) for k, v in by_key.items()]
+def _concat(first: list[RawSeries], second: list[RawSeries]) -> list[RawSeries]:
+    """The two halves of a split window, one entry per series.
+
+    Matched by label set, not identity: a half the full parser read has re-encoded identities.
+    """
+    by_labels: dict[tuple[tuple[str, str], ...], RawSeries] = {}
+    for identity, samples in (*first, *second):
+        try:
+            key = tuple(sorted(decode_labels(identity).items()))
+        except MalformedAnswer as exc:
+            raise CollectionError(f"source answer: {exc}") from None
+        earlier = by_labels.get(key)
+        by_labels[key] = (identity, samples) if earlier is None else (earlier[0], earlier[1] + samples)
+    return list(by_labels.values())

@@ -23,6 +23,9 @@ Remote-write destinations (``RemoteWritePipeline``):
   (``JobReads.vanished``); a series whose newest delivered sample is older than that
   lookback is not live either, so it is marked from its high-water mark alone.
 
+Series are handled as ``SeriesOutput`` (their encoded label block, which is their identity,
+and their hash): the marks, the batches and the journal never rebuild a label set.
+
 Pushgateway destinations (``PushgatewayPipeline``) get the newest value of every live
 series each cycle as one PUT of the whole group; a series that is gone is left out,
 which removes it (the Pushgateway has no staleness markers).
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -41,9 +44,11 @@ from mtproxy.remotewrite.encode import STALE_NAN, compress_block, encode_series,
 from mtproxy.remotewrite.exposition import format_exposition
 from mtproxy.remotewrite.job import Destination
 from mtproxy.remotewrite.pushgateway import PushgatewaySender
-from mtproxy.remotewrite.reads import JobReads
+from mtproxy.remotewrite.reads import JobReads, WindowSeries
+from mtproxy.remotewrite.scan import Samples
 from mtproxy.remotewrite.senders import HttpSender, RemoteWriteSender, SendOutcome, SendResult
-from mtproxy.remotewrite.state import JobState, StateStore, series_hash
+from mtproxy.remotewrite.state import JobState, StateStore
+from mtproxy.remotewrite.transform import SeriesOutput, output_labels
 from mtproxy.remotewrite.watermarks import SeriesKey, Watermarks
 
 __all__ = ["PipelineStatistics", "PushgatewayPipeline", "RemoteWritePipeline"]
@@ -78,7 +83,14 @@ class _Base:
         self.series_last_cycle = 0
         self.last_success_ms: int | None = None
         self.last_error: str | None = None
-        self.forwarded_last_cycle: list[tuple[SeriesKey, int, float]] = []
+
+    @property
+    def forwarded_last_cycle(self) -> list[tuple[SeriesKey, int, float]]:
+        """The series delivered in the last cycle, each with its newest sample."""
+        return self._forwarded_series()
+
+    def _forwarded_series(self) -> list[tuple[SeriesKey, int, float]]:
+        raise NotImplementedError
 
     async def close(self) -> None:
         """Release the sender's connections (own TLS clients included)."""
@@ -107,10 +119,11 @@ class RemoteWritePipeline(_Base):
         self._state = state
         self._store = store
         self._window_ms = window_ms
-        self.marks = Watermarks()
+        self.marks: Watermarks[SeriesOutput] = Watermarks()
         self._restored = dict(state.marks.get(destination.name, {}))
         # series hash -> newest timestamp of a request sent without a definite answer yet
         self._in_flight = state.in_flight.setdefault(destination.name, {})
+        self._forwarded: list[tuple[SeriesOutput, int, float]] = []
 
     @property
     def cursor_ms(self) -> int | None:
@@ -131,73 +144,78 @@ class RemoteWritePipeline(_Base):
             last_error=self.last_error,
         )
 
-    def _pending(self, key: SeriesKey, samples: tuple[tuple[int, float], ...]) -> list[tuple[int, float]]:
-        if self._restored and self.marks.mark(key) is None:
-            restored = self._restored.pop(series_hash(key), None)
+    def _forwarded_series(self) -> list[tuple[SeriesKey, int, float]]:
+        return [(output_labels(output[0]), timestamp, value) for output, timestamp, value in self._forwarded]
+
+    def _pending(self, output: SeriesOutput, samples: Samples) -> Sequence[tuple[int, float]]:
+        if self._restored and self.marks.mark(output) is None:
+            restored = self._restored.pop(output[1], None)
             if restored is not None:
-                self.marks.acknowledge(key, restored)
-        return self.marks.pending(key, samples)
+                self.marks.acknowledge(output, restored)
+        return self.marks.pending(output, samples)
 
     async def cycle(self, end_ms: int, *, first_start_ms: int) -> None:
         """Deliver everything up to ``end_ms``; stops early (cursor kept) when the receiver is unavailable."""
         cursor = self.cursor_ms if self.cursor_ms is not None else first_start_ms
         position = max(cursor, end_ms - self.reads.job.max_backfill_ms)
-        delivered_series: set[SeriesKey] = set()
-        self.forwarded_last_cycle = []
+        delivered_series: set[SeriesOutput] = set()
+        self._forwarded = []
         while position < end_ms:
             window_end = min(position + self._window_ms, end_ms)
             window = await self.reads.window(position, window_end)
             if self._in_flight and not await self._settle_in_flight(position, window, delivered_series):
                 return
-            if not await self._deliver(window.items(), delivered_series):
+            if not await self._deliver(window, delivered_series):
                 return
+            del window
             self._state.cursors[self.destination.name] = window_end
             await trio.to_thread.run_sync(self._store.save, self.reads.job.key, self._state)
             position = window_end
         self.series_last_cycle = len(delivered_series)
         await self._mark_stale(end_ms)
 
-    async def _deliver(
-        self, series: Iterable[tuple[SeriesKey, tuple[tuple[int, float], ...]]], delivered: set[SeriesKey]
-    ) -> bool:
+    async def _deliver(self, window: WindowSeries, delivered: set[SeriesOutput]) -> bool:
         batch: list[bytes] = []
-        newest: list[tuple[SeriesKey, int, float]] = []
+        newest: list[tuple[SeriesOutput, int, float]] = []
         count = 0
-        for key, samples in series:
-            pending = self._pending(key, samples)
+        batch_size = self.reads.job.batch_size
+        pending_of = self._pending
+        for output, samples in window.items():
+            pending = pending_of(output, samples)
             if not pending:
                 continue
-            batch.append(encode_series(self.reads.transform.label_block(key), pending))
-            newest.append((key, pending[-1][0], pending[-1][1]))
+            batch.append(encode_series(output[0], pending))
+            timestamp, value = pending[-1]
+            newest.append((output, timestamp, value))
             count += len(pending)
-            if count >= self.reads.job.batch_size:
+            if count >= batch_size:
                 if not await self._send(batch, newest, count):
                     return False
-                delivered.update(k for k, _, _ in newest)
+                delivered.update([output for output, _, _ in newest])
                 batch, newest, count = [], [], 0
         if batch:
             if not await self._send(batch, newest, count):
                 return False
-            delivered.update(k for k, _, _ in newest)
+            delivered.update([output for output, _, _ in newest])
         return True
 
     async def _settle_in_flight(
-        self, position: int, window: Mapping[SeriesKey, tuple[tuple[int, float], ...]], delivered: set[SeriesKey]
+        self, position: int, window: Mapping[SeriesOutput, Samples], delivered: set[SeriesOutput]
     ) -> bool:
         """Resend, alone, the window's samples of requests whose answer never came (see module docstring)."""
         for digest in [d for d, until in self._in_flight.items() if until <= position]:
             del self._in_flight[digest]  # older than the window: out of reach (max_backfill)
         batch: list[bytes] = []
-        newest: list[tuple[SeriesKey, int, float]] = []
+        newest: list[tuple[SeriesOutput, int, float]] = []
         count = 0
-        for key, samples in window.items():
-            until = self._in_flight.get(series_hash(key))
+        for output, samples in window.items():
+            until = self._in_flight.get(output[1])
             if until is None:
                 continue
-            pending = [sample for sample in self._pending(key, samples) if sample[0] <= until]
+            pending = [sample for sample in self._pending(output, samples) if sample[0] <= until]
             if pending:
-                batch.append(encode_series(self.reads.transform.label_block(key), pending))
-                newest.append((key, pending[-1][0], pending[-1][1]))
+                batch.append(encode_series(output[0], pending))
+                newest.append((output, pending[-1][0], pending[-1][1]))
                 count += len(pending)
         if not batch:
             return True
@@ -207,14 +225,14 @@ class RemoteWritePipeline(_Base):
         )
         if not await self._send(batch, newest, count, resend=True):
             return False
-        delivered.update(k for k, _, _ in newest)
+        delivered.update(output for output, _, _ in newest)
         return True
 
     async def _send(
-        self, batch: list[bytes], newest: list[tuple[SeriesKey, int, float]], count: int, *, resend: bool = False
+        self, batch: list[bytes], newest: list[tuple[SeriesOutput, int, float]], count: int, *, resend: bool = False
     ) -> bool:
         body = compress_block(encode_write_request(batch))
-        sending = [(series_hash(key), timestamp) for key, timestamp, _ in newest]
+        sending = [(output[1], timestamp) for output, timestamp, _ in newest]
         self._in_flight.update(sending)
         self._store.append_in_flight(self.reads.job.key, self.destination.name, sending)
         result = await self._sender.send(body, samples=count)
@@ -234,13 +252,13 @@ class RemoteWritePipeline(_Base):
             self.samples_forwarded += count
             self.healthy = True
             self.last_success_ms = int(time.time() * 1000)
-            self.forwarded_last_cycle.extend(newest)
-        marks = self._state.marks.setdefault(self.destination.name, {})
-        for (key, timestamp, _), (digest, _) in zip(newest, sending, strict=True):
-            self.marks.acknowledge(key, timestamp)
-            marks[digest] = timestamp
-            if self._in_flight.get(digest, timestamp) <= timestamp:
-                self._in_flight.pop(digest, None)
+            self._forwarded.extend(newest)
+        self.marks.acknowledge_all([(output, timestamp) for output, timestamp, _ in newest])
+        self._state.marks.setdefault(self.destination.name, {}).update(sending)
+        in_flight = self._in_flight
+        for digest, timestamp in sending:
+            if in_flight.get(digest, timestamp) <= timestamp:
+                in_flight.pop(digest, None)
         self._store.append_marks(self.reads.job.key, self.destination.name, sending)
         return True
 
@@ -251,7 +269,7 @@ class RemoteWritePipeline(_Base):
         gone = self.marks.vanished(vanished, at_ms=end_ms, quiet_until_ms=end_ms - self.reads.vanished_lookback_ms)
         if not gone:
             return
-        batch = [encode_series(self.reads.transform.label_block(key), [(end_ms, STALE_NAN)]) for key in gone]
+        batch = [encode_series(output[0], [(end_ms, STALE_NAN)]) for output in gone]
         result = await self._sender.send(compress_block(encode_write_request(batch)), samples=len(batch))
         if result.outcome is SendOutcome.RETRY_LATER:
             self._fail(result.error or "receiver unavailable")
@@ -259,9 +277,9 @@ class RemoteWritePipeline(_Base):
         if result.outcome is SendOutcome.DELIVERED:
             self.stale_markers_sent += len(gone)
         marks = self._state.marks.get(self.destination.name, {})
-        for key in gone:
-            self.marks.forget(key)
-            marks.pop(series_hash(key), None)
+        for output in gone:
+            self.marks.forget(output)
+            marks.pop(output[1], None)
 
 
 class PushgatewayPipeline(_Base):
@@ -271,6 +289,7 @@ class PushgatewayPipeline(_Base):
         super().__init__(reads, destination, sender)
         self._sender = sender
         self.cursor_ms: int | None = None
+        self._forwarded: list[tuple[SeriesKey, int, float]] = []
 
     def statistics(self) -> PipelineStatistics:
         """A snapshot."""
@@ -307,4 +326,7 @@ class PushgatewayPipeline(_Base):
         self.series_last_cycle = len(live)
         self.cursor_ms = end_ms
         self.last_success_ms = int(time.time() * 1000)
-        self.forwarded_last_cycle = [(key, s.timestamp_ms, s.value) for key, s in live.items()]
+        self._forwarded = [(key, s.timestamp_ms, s.value) for key, s in live.items()]
+
+    def _forwarded_series(self) -> list[tuple[SeriesKey, int, float]]:
+        return list(self._forwarded)

@@ -6,9 +6,9 @@ cache answers the second asker from the first one's result, and de-duplicates re
 flight. It keeps only the few newest windows, so memory stays bounded by the window
 size, not by history.
 
-Results are keyed by output label set (after relabel and extra labels); two source
-series that relabel to the same output set would make the receiver reject the request,
-so the second is dropped and counted as a collision.
+Results are keyed by output series (``SeriesOutput``: after relabel and extra labels);
+two source series that relabel to the same output set would make the receiver reject the
+request, so the second is dropped and counted as a collision.
 
 Vanished series (``vanished``: a sample within ``vanished_lookback_ms`` but not live at T,
 ``Collector.vanished_series``) are what staleness markers come from; the lookback must
@@ -27,20 +27,22 @@ from typing import Generic, TypeVar
 
 import trio
 
-from mtproxy.remotewrite.collect import Collector
+from mtproxy.remotewrite.collect import CollectionError, Collector
+from mtproxy.remotewrite.gcpause import collector_paused
 from mtproxy.remotewrite.job import RemoteWriteJob
-from mtproxy.remotewrite.samples import InstantSample
-from mtproxy.remotewrite.transform import SeriesTransform
+from mtproxy.remotewrite.samples import InstantSample, MalformedAnswer
+from mtproxy.remotewrite.scan import Samples, identity_of
+from mtproxy.remotewrite.transform import SeriesOutput, SeriesTransform
 from mtproxy.remotewrite.watermarks import SeriesKey
 
 __all__ = ["JobReads", "LiveSeries", "WindowSeries"]
 
-WindowSeries = dict[SeriesKey, tuple[tuple[int, float], ...]]
-LiveSeries = dict[SeriesKey, InstantSample]
-"""Live series by output key; their ``labels`` are left empty (the key holds them)."""
-
 _VANISHED_LOOKBACK_MS = 360_000
 """Prometheus' default lookback delta (5 minutes), plus a minute."""
+
+WindowSeries = dict[SeriesOutput, Samples]
+LiveSeries = dict[SeriesKey, InstantSample]
+"""Live series by output key; their ``labels`` are left empty (the key holds them)."""
 
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
 
@@ -119,7 +121,7 @@ class JobReads:
         self._read_limiter = read_limiter if read_limiter is not None else trio.CapacityLimiter(1)
         self._windows: _Memo[WindowSeries] = _Memo(cache_windows)
         self._live: _Memo[LiveSeries] = _Memo(2)
-        self._vanished: _Memo[frozenset[SeriesKey]] = _Memo(2)
+        self._vanished: _Memo[frozenset[SeriesOutput]] = _Memo(2)
         self.collisions = 0
         self.series_last_window = 0
 
@@ -131,7 +133,7 @@ class JobReads:
         """Series live at ``at_ms``, per output series, with their newest value."""
         return await self._live.get((at_ms, at_ms), lambda: self._read_live(at_ms))
 
-    async def vanished(self, at_ms: int) -> frozenset[SeriesKey]:
+    async def vanished(self, at_ms: int) -> frozenset[SeriesOutput]:
         """Output series with a sample in the ``vanished_lookback_ms`` before ``at_ms`` but not live at it."""
         return await self._vanished.get((at_ms, at_ms), lambda: self._read_vanished(at_ms))
 
@@ -141,18 +143,37 @@ class JobReads:
 
     async def _read_window_unlimited(self, start_ms: int, end_ms: int) -> WindowSeries:
         out: WindowSeries = {}
+        resolve = self.transform.resolve
         for rule in self.job.rules:
-            for series in await self._collector.raw_samples(rule, start_ms=start_ms, end_ms=end_ms):
-                key = self.transform.output_key(series.labels)
-                if key is None:
-                    continue
-                if key in out and out[key] != series.samples:
-                    self.collisions += 1
-                    continue
-                out[key] = series.samples
+            raws = await self._collector.raw_samples(rule, start_ms=start_ms, end_ms=end_ms)
+            try:
+                with collector_paused():  # a new series makes a few objects, none in a cycle
+                    for identity, samples in raws:
+                        output = resolve(identity)
+                        if output is None:
+                            continue
+                        first = out.setdefault(output, samples)
+                        if first is not samples and first != samples:
+                            self.collisions += 1  # the first one stays
+            except MalformedAnswer as exc:  # labels the scanner cut but did not check
+                raise CollectionError(f"source answer: {exc}") from None
+            del raws
             await trio.sleep(0)
         self.series_last_window = len(out)
         return out
+
+    async def _read_vanished(self, at_ms: int) -> frozenset[SeriesOutput]:
+        async with self._read_limiter:
+            out: set[SeriesOutput] = set()
+            for rule in self.job.rules:
+                for sample in await self._collector.vanished_series(
+                    rule, at_ms=at_ms, lookback_ms=self.vanished_lookback_ms
+                ):
+                    output = self.transform.resolve(identity_of(sample.labels), sample.labels)
+                    if output is not None:
+                        out.add(output)
+                await trio.sleep(0)
+            return frozenset(out)
 
     async def _read_live(self, at_ms: int) -> LiveSeries:
         async with self._read_limiter:
@@ -168,16 +189,3 @@ class JobReads:
                     out[key] = InstantSample(labels=_NO_LABELS, timestamp_ms=sample.timestamp_ms, value=sample.value)
             await trio.sleep(0)
         return out
-
-    async def _read_vanished(self, at_ms: int) -> frozenset[SeriesKey]:
-        async with self._read_limiter:
-            out: set[SeriesKey] = set()
-            for rule in self.job.rules:
-                for sample in await self._collector.vanished_series(
-                    rule, at_ms=at_ms, lookback_ms=self.vanished_lookback_ms
-                ):
-                    key = self.transform.output_key(sample.labels)
-                    if key is not None:
-                        out.add(key)
-                await trio.sleep(0)
-            return frozenset(out)

@@ -138,7 +138,7 @@ class JobRunner:
         running = self._running.get(key)
         if running is None or not running.pipelines:
             return []
-        return list(running.pipelines[0].forwarded_last_cycle)
+        return running.pipelines[0].forwarded_last_cycle
 
     def job_keys(self) -> tuple[str, ...]:
         """Keys of the running jobs."""

@@ -7,20 +7,18 @@ in shortest round-trip form, ``"NaN"``/``"+Inf"``/``"-Inf"`` included. Native hi
 (``histograms`` in a result) are not forwarded: they are counted per series so the
 caller can report them, never silently dropped.
 
-An answer of 100,000 series is millions of small objects, and CPython's cyclic garbage
-collector, triggered over and over by so many allocations, would double the parse time
-(bench/bench_remote_write.py); none of them can form a cycle, so the collector is paused
-while an answer is parsed.
+An answer of 100,000 series is millions of small objects, none in a cycle, so the cyclic
+garbage collector is paused while an answer is parsed (``gcpause``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from mtproxy.remotewrite.gcpause import collector_paused
 
 __all__ = [
     "CollectedSeries",
@@ -67,17 +65,6 @@ def _timestamp_ms(value: Any) -> int:
     return round(value * 1000)
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _result(body: bytes, result_type: str) -> list[Any]:
     """``data.result`` of a successful answer of the given type."""
     try:
@@ -100,7 +87,7 @@ def parse_matrix_answer(body: bytes) -> ParsedMatrix:
     Raises:
         MalformedAnswer: not JSON, not a success, not a matrix, or a malformed element.
     """
-    with _collector_paused():
+    with collector_paused():
         return _parse_matrix(body)
 
 
@@ -143,7 +130,7 @@ def parse_vector_answer(body: bytes) -> tuple[InstantSample, ...]:
     Raises:
         MalformedAnswer: not JSON, not a success, not a vector, or a malformed element.
     """
-    with _collector_paused():
+    with collector_paused():
         return _parse_vector(body)
 
 

@@ -21,13 +21,16 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Container, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 __all__ = ["SeriesKey", "Watermarks", "WatermarksStatistics"]
 
 SeriesKey = tuple[tuple[str, str], ...]
 """A series' final label set, sorted by name: the identity the receiver sees."""
+
+_K = TypeVar("_K", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,42 +42,55 @@ class WatermarksStatistics:
     oldest_ms: int | None
 
 
-class Watermarks:
-    """The marks of one destination."""
+class Watermarks(Generic[_K]):
+    """The marks of one destination, by any value that names a series exactly.
+
+    A ``SeriesKey``, or the pipeline's ``SeriesOutput`` (the series' encoded labels and hash).
+    """
 
     def __init__(self) -> None:
-        self._marks: dict[SeriesKey, int] = {}
+        self._marks: dict[_K, int] = {}
 
     def __len__(self) -> int:
         return len(self._marks)
 
-    def mark(self, key: SeriesKey) -> int | None:
+    def mark(self, key: _K) -> int | None:
         """The newest acknowledged timestamp of ``key``, or None when never sent."""
         return self._marks.get(key)
 
-    def pending(self, key: SeriesKey, samples: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
-        """The samples of ``key`` not yet delivered: strictly newer than its mark, in order."""
+    def pending(self, key: _K, samples: Sequence[tuple[int, float]]) -> Sequence[tuple[int, float]]:
+        """The samples of ``key`` not yet delivered: strictly newer than its mark, in order.
+
+        ``samples`` itself when all of them are (the common case: no copy).
+        """
         mark = self._marks.get(key)
-        if mark is None:
-            return list(samples)
+        if mark is None or not samples or samples[0][0] > mark:
+            return samples
         return [sample for sample in samples if sample[0] > mark]
 
-    def acknowledge(self, key: SeriesKey, timestamp_ms: int) -> None:
+    def acknowledge(self, key: _K, timestamp_ms: int) -> None:
         """Record that the destination has every sample of ``key`` up to ``timestamp_ms``."""
         current = self._marks.get(key)
         if current is None or timestamp_ms > current:
             self._marks[key] = timestamp_ms
 
-    def stale_markers(self, seen: Iterable[SeriesKey], at_ms: int) -> list[SeriesKey]:
+    def acknowledge_all(self, marks: Iterable[tuple[_K, int]]) -> None:
+        """``acknowledge`` each (key, timestamp) pair."""
+        current = self._marks
+        for key, timestamp_ms in marks:
+            if current.get(key, timestamp_ms - 1) < timestamp_ms:
+                current[key] = timestamp_ms
+
+    def stale_markers(self, seen: Iterable[_K], at_ms: int) -> list[_K]:
         """Marked series absent from ``seen`` that need a staleness marker at ``at_ms``."""
         present = set(seen)
         return [key for key, mark in self._marks.items() if key not in present and mark < at_ms]
 
-    def vanished(self, gone: Container[SeriesKey], *, at_ms: int, quiet_until_ms: int) -> list[SeriesKey]:
+    def vanished(self, gone: Container[_K], *, at_ms: int, quiet_until_ms: int) -> list[_K]:
         """Marked series in ``gone`` or silent since ``quiet_until_ms`` that need a staleness marker at ``at_ms``."""
         return [key for key, mark in self._marks.items() if mark < at_ms and (mark <= quiet_until_ms or key in gone)]
 
-    def forget(self, key: SeriesKey) -> None:
+    def forget(self, key: _K) -> None:
         """Drop a series after its staleness marker was delivered."""
         self._marks.pop(key, None)
 

@@ -1,7 +1,9 @@
-"""The Collector against a real Prometheus 2.42: the series that went away.
+"""The Collector against a real Prometheus 2.42: raw samples exactly, and the series that went away.
 
-Vanished series need series that stop while others with the same labels but another name
-go on, so these tests load a small data set of their own.
+Raw samples are read from the shared data set (whose label values hold quotes,
+backslashes, spaces and non-ASCII text, so the scanner meets real escapes). Vanished
+series need series that stop while others with the same labels but another name go on,
+so that test loads a small data set of its own.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from realservers import ServerProcess
+from realservers import LoadedPrometheus, ServerProcess
 from realservers.backfill import create_blocks
 from realservers.prometheus import infrastructure_prometheus
 
 from mtproxy.api import rules_for
 from mtproxy.remotewrite.collect import Collector
+from mtproxy.remotewrite.scan import decode_labels
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +30,27 @@ LOOKBACK_MS = 360_000
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=30.0, trust_env=False) as client:
         yield client
+
+
+@pytest.mark.parametrize("namespace", ["team-a", "team-b", "team-c"])
+async def test_raw_samples_are_every_sample_of_the_window_with_its_exact_labels(
+    infra_prometheus_with_data: LoadedPrometheus, http: httpx.AsyncClient, namespace: str
+) -> None:
+    data = infra_prometheus_with_data.data
+    collector = Collector(http, source_urls=lambda: [infra_prometheus_with_data.server.url])
+    (rule,) = rules_for([".+"], label_selectors={}, isolation_namespace=namespace)
+    start_ms, end_ms = data.end_ms - 10 * data.step_ms, data.end_ms - data.step_ms
+    read = {
+        tuple(sorted(decode_labels(identity).items())): samples
+        for identity, samples in await collector.raw_samples(rule, start_ms=start_ms, end_ms=end_ms)
+    }
+    expected = {
+        series.labels: tuple((s.timestamp_ms, s.value) for s in series.samples if start_ms < s.timestamp_ms <= end_ms)
+        for series in data.series
+        if series.namespace == namespace
+    }
+    assert read == {labels: samples for labels, samples in expected.items() if samples}
+    assert any("\\" in value or '"' in value for labels in read for _, value in labels), "no escapes met"
 
 
 @pytest.fixture(scope="module")

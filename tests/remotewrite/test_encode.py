@@ -15,6 +15,7 @@ from mtproxy.remotewrite import prompb
 from mtproxy.remotewrite.encode import (
     STALE_NAN,
     compress_block,
+    encode_label_set,
     encode_labels,
     encode_series,
     encode_write_request,
@@ -42,6 +43,18 @@ def _reference(series: list[tuple[dict[str, str], list[tuple[int, float]]]]) -> 
 def test_hand_encoding_equals_protobuf_runtime(series: list[tuple[dict[str, str], list[tuple[int, float]]]]) -> None:
     mine = encode_write_request(encode_series(encode_labels(labels.items()), points) for labels, points in series)
     assert mine == _reference(series)
+
+
+canonical_label_sets = st.dictionaries(
+    st.one_of(label_names, st.text(min_size=1, max_size=130)),
+    st.one_of(st.text(min_size=1, max_size=20), st.text(alphabet="ab", min_size=100, max_size=140)),
+    max_size=6,
+).map(lambda labels: tuple(sorted(labels.items())))
+
+
+@given(canonical_label_sets)
+def test_canonical_label_sets_encode_as_any_label_set_does(labels: tuple[tuple[str, str], ...]) -> None:
+    assert encode_label_set(labels) == encode_labels(labels)
 
 
 def test_labels_are_sorted_by_bytes_and_empty_values_dropped() -> None:

@@ -6,6 +6,7 @@ The source is a Collector whose answers each test sets; the receiver an
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -20,7 +21,8 @@ from mtproxy.remotewrite.encode import is_stale_marker
 from mtproxy.remotewrite.job import Destination, DestinationKind, RemoteWriteJob
 from mtproxy.remotewrite.pipeline import RemoteWritePipeline
 from mtproxy.remotewrite.reads import JobReads
-from mtproxy.remotewrite.samples import CollectedSeries, InstantSample
+from mtproxy.remotewrite.samples import InstantSample
+from mtproxy.remotewrite.scan import RawSeries
 from mtproxy.remotewrite.senders import RemoteWriteSender
 from mtproxy.remotewrite.state import JobState, MemoryStateStore, series_hash
 
@@ -44,12 +46,12 @@ class _Source(Collector):
         self.gone: list[dict[str, str]] = []
         self.vanished_asked: list[tuple[int, int]] = []
 
-    async def raw_samples(self, rule: Rule, *, start_ms: int, end_ms: int) -> list[CollectedSeries]:
-        out: list[CollectedSeries] = []
+    async def raw_samples(self, rule: Rule, *, start_ms: int, end_ms: int) -> list[RawSeries]:
+        out: list[RawSeries] = []
         for key, samples in self.samples.items():
             window = tuple(s for s in samples if start_ms < s[0] <= end_ms)
             if window:
-                out.append(CollectedSeries(labels=dict(key), samples=window))
+                out.append((json.dumps(dict(key), separators=(",", ":"))[1:-1].encode(), window))
         return out
 
     async def vanished_series(self, rule: Rule, *, at_ms: int, lookback_ms: int) -> tuple[InstantSample, ...]:

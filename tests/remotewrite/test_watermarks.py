@@ -60,7 +60,7 @@ def test_overlapping_windows_deliver_each_sample_exactly_once(windows: list[list
 
 
 def test_vanished_names_the_gone_series_and_those_silent_too_long_never_the_live_ones() -> None:
-    marks = Watermarks()
+    marks: Watermarks[SeriesKey] = Watermarks()
     marks.acknowledge(A, 90)  # went away: the source says so
     marks.acknowledge(B, 40)  # silent since 40, before the source's lookback starts: not live either
     live: SeriesKey = (("__name__", "live"),)
@@ -70,6 +70,21 @@ def test_vanished_names_the_gone_series_and_those_silent_too_long_never_the_live
 
 
 def test_vanished_never_marks_at_or_before_the_last_sample() -> None:
-    marks = Watermarks()
+    marks: Watermarks[SeriesKey] = Watermarks()
     marks.acknowledge(A, 100)
     assert marks.vanished({A}, at_ms=100, quiet_until_ms=100) == []
+
+
+def test_acknowledge_all_moves_each_mark_forward_only() -> None:
+    marks: Watermarks[SeriesKey] = Watermarks()
+    marks.acknowledge(A, 5)
+    marks.acknowledge_all([(A, 3), (B, 7), (B, 9)])
+    assert (marks.mark(A), marks.mark(B), len(marks)) == (5, 9, 2)
+
+
+def test_pending_hands_back_the_samples_themselves_when_all_are_new() -> None:
+    marks: Watermarks[SeriesKey] = Watermarks()
+    samples = ((3, 3.0), (4, 4.0))
+    assert marks.pending(A, samples) is samples
+    marks.acknowledge(A, 2)
+    assert marks.pending(A, samples) is samples
