@@ -3,8 +3,8 @@
 Each destination runs on its own schedule from its own cursor (so a dead one never
 holds back another), but destinations that are in step ask for the same windows; this
 cache answers the second asker from the first one's result, and de-duplicates reads in
-flight. It keeps only the few newest windows, so memory stays bounded by the window
-size, not by history.
+flight. It keeps only the newest window (by default), so memory stays bounded by the
+window size, not by history.
 
 Results are keyed by output series (``SeriesOutput``: after relabel and extra labels);
 two source series that relabel to the same output set would make the receiver reject the
@@ -94,7 +94,7 @@ class JobReads:
         job: RemoteWriteJob,
         collector: Collector,
         *,
-        cache_windows: int = 4,
+        cache_windows: int = 1,
         read_limiter: trio.CapacityLimiter | None = None,
         vanished_lookback_ms: int = _VANISHED_LOOKBACK_MS,
     ) -> None:
@@ -103,7 +103,9 @@ class JobReads:
         Args:
             job: The job whose rules are read.
             collector: Reads the source.
-            cache_windows: How many of the newest windows are kept for destinations in step.
+            cache_windows: How many of the newest windows are kept for destinations in step
+                (one window of 100,000 series holds about 35 MB, and a destination that asks
+                for the same window asks at about the same time, so one is enough).
             read_limiter: Held while reading the source (the runner shares one among its
                 jobs, to bound the source's load); never while a destination sends.
             vanished_lookback_ms: How far back ``vanished`` looks; more than the source's
