@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import httpx
 import trio
 
-from mtproxy.proxy.encoding import decode_body
+from mtproxy.proxy.encoding import BodyDecoder
 from mtproxy.proxy.errors import BackendError, Unavailable
 from mtproxy.proxy.outcomes import BackendRequest
 from mtproxy.proxy.params import FORM_CONTENT_TYPE, encode_form
@@ -172,17 +172,20 @@ class BackendPool:
             )
         response = await self._http.send(outgoing, stream=True)
         try:
-            raw = b"".join([chunk async for chunk in response.aiter_raw()])
+            decoder = BodyDecoder(response.headers.get("content-encoding"))
+            raw: list[bytes] = []
+            async for chunk in response.aiter_raw():
+                raw.append(chunk)
+                decoder.feed(chunk)  # decoding overlaps the rest of the transfer
         finally:
             await response.aclose()
-        coding = response.headers.get("content-encoding")
         return BackendResponse(
             target=url,
             status=response.status_code,
             content_type=response.headers.get("content-type", "application/json"),
-            body=decode_body(raw, coding),
+            body=decoder.finish(),
             headers=dict(response.headers),
-            gzipped=raw if coding is not None and coding.strip().lower() in ("gzip", "x-gzip") else None,
+            gzipped=b"".join(raw) if decoder.gzipped else None,
         )
 
     async def send(self, request: BackendRequest, *, headers: Mapping[str, str] | None = None) -> BackendResponse:

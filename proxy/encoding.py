@@ -14,7 +14,7 @@ import zlib
 
 from mtproxy.proxy.errors import BackendError
 
-__all__ = ["accepts_gzip", "decode_body"]
+__all__ = ["BodyDecoder", "accepts_gzip", "decode_body"]
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
@@ -46,22 +46,59 @@ def _quality(parameters: str) -> float:
     return 1.0
 
 
+class BodyDecoder:
+    """Decodes a backend body chunk by chunk as it arrives, so the work overlaps the transfer."""
+
+    def __init__(self, content_encoding: str | None) -> None:
+        """Prepare for ``content_encoding`` (the response header; None or identity: as it is).
+
+        Raises:
+            BackendError: an encoding the proxy did not ask for.
+        """
+        coding = (content_encoding or "").strip().lower()
+        if coding not in ("", "identity", "gzip", "x-gzip"):
+            raise BackendError(f"backend answered with content encoding {coding!r}, which the proxy did not ask for")
+        self.gzipped = coding in ("gzip", "x-gzip")
+        """Whether the body comes gzip-encoded."""
+        self._decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if self.gzipped else None
+        self._parts: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next chunk of the body as received.
+
+        Raises:
+            BackendError: the gzip stream is corrupt.
+        """
+        if self._decoder is None:
+            self._parts.append(chunk)
+            return
+        try:
+            self._parts.append(self._decoder.decompress(chunk))
+        except zlib.error as exc:
+            raise BackendError(f"backend sent a corrupt gzip body: {exc}") from None
+
+    def finish(self) -> bytes:
+        """The whole decoded body.
+
+        Raises:
+            BackendError: the gzip stream is corrupt or ended early.
+        """
+        if self._decoder is not None:
+            try:
+                self._parts.append(self._decoder.flush())
+            except zlib.error as exc:
+                raise BackendError(f"backend sent a corrupt gzip body: {exc}") from None
+            if not self._decoder.eof:
+                raise BackendError("backend sent a truncated gzip body")
+        return b"".join(self._parts)
+
+
 def decode_body(raw: bytes, content_encoding: str | None) -> bytes:
     """The backend's body without its content coding (only gzip is ever asked for).
 
     Raises:
         BackendError: an encoding the proxy did not ask for, or a corrupt gzip stream.
     """
-    coding = (content_encoding or "").strip().lower()
-    if coding in ("", "identity"):
-        return raw
-    if coding not in ("gzip", "x-gzip"):
-        raise BackendError(f"backend answered with content encoding {coding!r}, which the proxy did not ask for")
-    try:
-        decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        body = decoder.decompress(raw) + decoder.flush()
-    except zlib.error as exc:
-        raise BackendError(f"backend sent a corrupt gzip body: {exc}") from None
-    if not decoder.eof:
-        raise BackendError("backend sent a truncated gzip body")
-    return body
+    decoder = BodyDecoder(content_encoding)
+    decoder.feed(raw)
+    return decoder.finish()
