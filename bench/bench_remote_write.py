@@ -21,11 +21,13 @@ trio thread): the source's HTTP answer, its parse (``scan_matrix_answer``; the v
 answer's ``parse_vector_answer``), the resolution of each series to what is sent
 (``SeriesTransform.resolve``: relabel + extra labels, the encoded label block and the
 series hash, once per series; a cache lookup once warm), watermarks, the protobuf encoding
-and snappy compression, the journal/state writes, and the HTTP sends (their wall time is
+and snappy compression, the journal and snapshot writes, and the HTTP sends (their wall time is
 mostly the tenant's ingestion). The timers cost CPU themselves (about a microsecond per call, and
 there are hundreds of thousands of calls), so the headline figures come from a first pass
 without them, into one tenant, and the stage table from a second pass with them, into a
-second tenant. ``--profile`` adds a cProfile of the first pass' warm cycle (``--profile cold``:
+second tenant. ``--file-state`` keeps the job's state as files mode does (``FileStateStore``:
+a journal line per series per batch, a snapshot per window) instead of in memory
+(Kubernetes mode). ``--profile`` adds a cProfile of the first pass' warm cycle (``--profile cold``:
 its cold one). No timing is
 asserted; the script checks that each tenant holds every sample and exits 0.
 """
@@ -63,6 +65,7 @@ from mtproxy.remotewrite import (
     Collector,
     Destination,
     DestinationKind,
+    FileStateStore,
     JobReads,
     JobState,
     MemoryStateStore,
@@ -169,6 +172,7 @@ def _instrument(
         (pipeline_module, "encode_write_request", "encode"),
         (pipeline_module, "compress_block", "snappy compress"),
         (pipeline._store, "append_marks", "state (journal)"),
+        (pipeline._store, "save", "state (snapshot)"),
         (pipeline._store, "append_in_flight", "state (journal)"),
         (sender, "send", "send (HTTP, tenant ingests)"),
     ]
@@ -226,6 +230,7 @@ async def _forward(
     *,
     stages: Stages | None,
     profile: str | None,
+    state_dir: Path | None,
 ) -> list[tuple[int, float, float]]:
     """Two cycles into ``tenant_url``; (samples, wall s, process CPU s) per cycle."""
     destination = Destination(
@@ -244,7 +249,12 @@ async def _forward(
     reads = JobReads(job, collector)
     sender = RemoteWriteSender(http, destination, namespace=NAMESPACE, secrets=None)
     pipeline = RemoteWritePipeline(
-        reads, destination, sender=sender, state=JobState(), store=MemoryStateStore(), window_ms=3_600_000
+        reads,
+        destination,
+        sender=sender,
+        state=JobState(),
+        store=MemoryStateStore() if state_dir is None else FileStateStore(state_dir),
+        window_ms=3_600_000,
     )
     if stages is not None:
         _instrument(stages, collector, reads, sender, pipeline)
@@ -317,15 +327,19 @@ def _print_stages(label: str, samples: int, wall_s: float, cpu_s: float, stages:
     print(f"    {'rest (pipeline, timers, trio, GC)':<34} CPU {max(0.0, cpu_s - accounted):7.3f} s")
 
 
-async def _run(infra_url: str, tenant_urls: tuple[str, str], first_s: int, profile: str | None) -> None:
+async def _run(
+    infra_url: str, tenant_urls: tuple[str, str], first_s: int, profile: str | None, state_dir: Path | None
+) -> None:
     async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), trust_env=False) as http:
         rss_before = _peak_rss_mb()
         print(f"peak RSS before the pipeline: {rss_before:.0f} MB")
         print("pass 1, uninstrumented, into tenant 1:")
-        await _forward(http, infra_url, tenant_urls[0], first_s * 1000, stages=None, profile=profile)
+        state = None if state_dir is None else state_dir / "pass-1"
+        await _forward(http, infra_url, tenant_urls[0], first_s * 1000, stages=None, profile=profile, state_dir=state)
         print(f"  peak RSS: {_peak_rss_mb():.0f} MB (goal < {GOAL_RSS_MB} MB: {_peak_rss_mb() / GOAL_RSS_MB:.2f} x)")
         print("pass 2, every stage timed (the timers add CPU of their own), into tenant 2:")
-        await _forward(http, infra_url, tenant_urls[1], first_s * 1000, stages=Stages(), profile=None)
+        state = None if state_dir is None else state_dir / "pass-2"
+        await _forward(http, infra_url, tenant_urls[1], first_s * 1000, stages=Stages(), profile=None, state_dir=state)
 
 
 def main() -> int:
@@ -333,6 +347,7 @@ def main() -> int:
     parser.add_argument(
         "--profile", nargs="?", const="warm", choices=("warm", "cold"), help="cProfile the warm (or cold) cycle"
     )
+    parser.add_argument("--file-state", action="store_true", help="keep the job state in files (files mode)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-remote-write-") as tmp:
         workdir = Path(tmp)
@@ -353,7 +368,8 @@ def main() -> int:
         try:
             for server in servers:
                 server.start()
-            trio.run(_run, infra.url, (tenants[0].url, tenants[1].url), first_s, args.profile)
+            state_dir = workdir / "state" if args.file_state else None
+            trio.run(_run, infra.url, (tenants[0].url, tenants[1].url), first_s, args.profile, state_dir)
         finally:
             for server in servers:
                 server.stop()

@@ -146,18 +146,34 @@ class FileStateStore:
     def append_marks(self, job_key: str, destination: str, marks: list[tuple[str, int]]) -> None:
         _, journal = self._paths(job_key)
         with journal.open("a", encoding="utf-8") as handle:
-            handle.write("".join(json.dumps([destination, digest, ts]) + "\n" for digest, ts in marks))
+            handle.write(_journal_lines(destination, marks, ""))
             handle.flush()
 
     def append_in_flight(self, job_key: str, destination: str, sending: list[tuple[str, int]]) -> None:
         _, journal = self._paths(job_key)
         with journal.open("a", encoding="utf-8") as handle:
-            handle.write("".join(json.dumps([destination, digest, ts, "sending"]) + "\n" for digest, ts in sending))
+            handle.write(_journal_lines(destination, sending, ', "sending"'))
             handle.flush()
 
     def delete(self, job_key: str) -> None:
         for path in self._paths(job_key):
             path.unlink(missing_ok=True)
+
+
+def _journal_lines(destination: str, entries: list[tuple[str, int]], tail: str) -> str:
+    """``json.dumps([destination, digest, ts(, "sending")])`` per entry, one per line, byte for byte.
+
+    A batch journals thousands of entries; a hex digest and an int need no escaping, so the
+    line is formatted directly (any other digest goes through ``json.dumps``).
+    """
+    head = json.dumps(destination)
+    out = []
+    for digest, ts in entries:
+        if digest.isascii() and digest.isalnum() and type(ts) is int:
+            out.append(f'[{head}, "{digest}", {ts}{tail}]\n')
+        else:
+            out.append(json.dumps([destination, digest, ts, *(["sending"] if tail else [])]) + "\n")
+    return "".join(out)
 
 
 def _copy(state: JobState) -> JobState:
