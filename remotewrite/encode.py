@@ -102,12 +102,31 @@ def encode_label_set(labels: Sequence[tuple[str, str]]) -> bytes:
     Canonical: sorted by name, names unique and non-empty, no empty value (a ``SeriesKey``).
     Most label sets are ASCII with every name and value shorter than 124 characters; then
     the block is written as text, one character per byte (each length a single character),
-    and encoded once, instead of label by label.
+    and encoded once, instead of label by label; the part that depends on the name alone is
+    memoised (names are few).
     """
-    text = "".join([f"\n{chr(len(n) + len(v) + 4)}\n{chr(len(n))}{n}\x12{chr(len(v))}{v}" for n, v in labels])
+    names = _NAME_PARTS
+    parts = []
+    for name, value in labels:
+        part = names.get(name)
+        if part is None:
+            part = _name_part(name)
+        parts.append(f"\n{chr(part[0] + len(value))}{part[1]}{chr(len(value))}{value}")
+    text = "".join(parts)
     if text.isascii():  # a non-ASCII label, or a length of 128 or more, is a non-ASCII character
         return text.encode("ascii")
     return encode_labels(labels)
+
+
+# name -> (the pair's length less the value's, "\n" + the name's length + name + "\x12")
+_NAME_PARTS: dict[str, tuple[int, str]] = {}
+
+
+def _name_part(name: str) -> tuple[int, str]:
+    if len(_NAME_PARTS) >= 4096:
+        _NAME_PARTS.clear()
+    part = _NAME_PARTS[name] = (len(name) + 4, f"\n{chr(len(name))}{name}\x12")
+    return part
 
 
 def _label(name: bytes, value: bytes) -> bytes:

@@ -179,7 +179,7 @@ class RemoteWritePipeline(_Base):
         newest: list[tuple[SeriesOutput, int, float]] = []
         count = 0
         batch_size = self.reads.job.batch_size
-        pending_of = self._pending
+        pending_of = self._pending if self._restored else self.marks.pending
         for output, samples in window.items():
             pending = pending_of(output, samples)
             if not pending:

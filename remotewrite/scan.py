@@ -145,7 +145,7 @@ def _scan(body: bytes, after_ms: int) -> list[RawSeries]:
         identity = body[position + element_length : values_at]
         # [s,"v"],[s,"v"]: drop the outer [ and "], split into s,"v points
         points = body[values_at + values_length + 1 : points_end - 1]
-        if body[values_at + values_length : values_at + values_length + 1] != b"[" or body[points_end - 1] != 0x22:
+        if body[values_at + values_length] != 0x5B or body[points_end - 1] != 0x22:  # [ and "
             raise _Unexpected
         samples: list[tuple[int, float]] = []
         try:

@@ -35,15 +35,25 @@ def series_hash(key: SeriesKey) -> str:
     changes. An ASCII label set is joined as text and encoded once (Latin-1 writes the two
     separators as single bytes): the same bytes, without a step per label.
     """
-    if key and "".join(map("".join, key)).isascii():
-        text = ("\xfe".join(map("\xff".join, key)) + "\xfe").encode("latin-1")
-    else:
-        text = b"".join(
-            [
-                name.encode("utf-8", "surrogatepass") + b"\xff" + value.encode("utf-8", "surrogatepass") + b"\xfe"
-                for name, value in key
-            ]
-        )
+    if key:
+        try:
+            text = ("\xfe".join(map("\xff".join, key)) + "\xfe").encode("latin-1")
+        except UnicodeEncodeError:  # beyond Latin-1: not ASCII
+            pass
+        else:
+            # ASCII labels: every other byte is below 0x80, and 0xFF/0xFE come once per label
+            if (
+                text.translate(None, b"\xfe\xff").isascii()
+                and text.count(b"\xff") == len(key)
+                and text.count(b"\xfe") == len(key)
+            ):
+                return hashlib.blake2b(text, digest_size=8).hexdigest()
+    text = b"".join(
+        [
+            name.encode("utf-8", "surrogatepass") + b"\xff" + value.encode("utf-8", "surrogatepass") + b"\xfe"
+            for name, value in key
+        ]
+    )
     return hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
