@@ -72,6 +72,7 @@ __all__ = [
     "apply_relabel",
     "compile_rules",
     "compress_block",
+    "encode_label_set",
     "encode_labels",
     "encode_series",
     "encode_write_request",

@@ -25,8 +25,9 @@ the expected shape:
   none goes unchecked, and none is decoded here: a decoded label set per series, held
   until the whole answer is cut, was the largest thing in memory.
 
-Anything else (native histograms, warnings, another layout from a future Prometheus) sends
-the whole answer through the full JSON parser (``samples.parse_matrix_answer``), whose
+Anything else (native histograms, or any ``"histograms"`` text such as a label of that
+name; warnings; another layout from a future Prometheus) sends the whole answer through the
+full JSON parser (``samples.parse_matrix_answer``), whose
 identities are the labels re-encoded (:func:`identity_of`): the same series and samples,
 only slower. Timestamps become integer milliseconds exactly as that parser makes them
 (``round(float(seconds) * 1000)``; the texts repeat across series, so each is converted once,
