@@ -167,7 +167,7 @@ def _instrument(
         (collect_module, "scan_matrix_answer", "source JSON parse"),
         (collect_module, "parse_vector_answer", "source JSON parse"),
         (reads.transform, "resolve", "resolve (relabel, labels, hash)"),
-        (pipeline, "_pending", "watermarks"),
+        (pipeline.marks, "pending", "watermarks"),
         (pipeline_module, "encode_series", "encode"),
         (pipeline_module, "encode_write_request", "encode"),
         (pipeline_module, "compress_block", "snappy compress"),
