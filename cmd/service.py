@@ -71,7 +71,7 @@ class _Collected:
 
     def collected_jobs(self, namespace: str) -> Sequence[CollectedJob]:
         return [
-            CollectedJob(key=key, series=self._runner.forwarded_last_cycle(key))
+            CollectedJob(key=key, read_series=self._runner.forwarded_reader(key))
             for key in self._runner.job_keys()
             if key.split("/", 1)[0] == namespace
         ]

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import trio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mtproxy.api import ProxyConfig
@@ -45,8 +46,8 @@ class CollectedJob:
     """One remote-write job's last forwarded series, for ``/collected-metrics``."""
 
     key: str
-    series: Sequence[tuple[Sequence[tuple[str, str]], int, float]]
-    """(labels, timestamp ms, value) per series."""
+    read_series: Callable[[], Sequence[tuple[Sequence[tuple[str, str]], int, float]]]
+    """(labels, timestamp ms, value) per series; may take a while, so it is called in a worker thread."""
 
 
 class CollectedSource(Protocol):
@@ -141,7 +142,11 @@ class OpsHandler:
                 _dump({"namespace": tenant.namespace, "query": query, "allowed": allowed, "result": text}),
             )
         if kind is RouteKind.COLLECTED_METRICS:
-            return 200, _TEXT, self._collected_text(tenant.namespace)
+            if self._collected is None:
+                return 200, _TEXT, b"# remote write is not running on this replica (it runs on the leader only)\n"
+            jobs = self._collected.collected_jobs(tenant.namespace)  # copies taken on the event loop
+            # decoding and formatting 100,000 series takes about a second: not on the event loop
+            return 200, _TEXT, await trio.to_thread.run_sync(_collected_text, jobs)
         raise BadRequest(f"unexpected route {kind.value}")
 
     def _tenant_entries(self, namespace: str) -> list[dict[str, Any]]:
@@ -160,15 +165,16 @@ class OpsHandler:
             for source in policy.sources
         ]
 
-    def _collected_text(self, namespace: str) -> bytes:
-        if self._collected is None:
-            return b"# remote write is not running on this replica (it runs on the leader only)\n"
-        lines: list[str] = []
-        for job in self._collected.collected_jobs(namespace):
-            lines.append(f"# Job: {job.key} ({len(job.series)} metrics)")
-            for labels, timestamp_ms, value in job.series:
-                name = dict(labels).get("__name__", "")
-                pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in labels if k != "__name__")
-                lines.append(f"{name}{{{pairs}}} {value!r} {timestamp_ms}")
-            lines.append("")
-        return ("\n".join(lines) + "\n").encode("utf-8") if lines else b"# no metrics collected yet\n"
+
+def _collected_text(jobs: Sequence[CollectedJob]) -> bytes:
+    """The original's ``/collected-metrics`` text: a ``# Job:`` line, then one sample line per series."""
+    lines: list[str] = []
+    for job in jobs:
+        series = job.read_series()
+        lines.append(f"# Job: {job.key} ({len(series)} metrics)")
+        for labels, timestamp_ms, value in series:
+            name = dict(labels).get("__name__", "")
+            pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in labels if k != "__name__")
+            lines.append(f"{name}{{{pairs}}} {value!r} {timestamp_ms}")
+        lines.append("")
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b"# no metrics collected yet\n"

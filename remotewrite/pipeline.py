@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -84,12 +84,12 @@ class _Base:
         self.last_success_ms: int | None = None
         self.last_error: str | None = None
 
-    @property
-    def forwarded_last_cycle(self) -> list[tuple[SeriesKey, int, float]]:
-        """The series delivered in the last cycle, each with its newest sample."""
-        return self._forwarded_series()
+    def forwarded_reader(self) -> Callable[[], list[tuple[SeriesKey, int, float]]]:
+        """The series delivered in the last cycle, each with its newest sample, read later.
 
-    def _forwarded_series(self) -> list[tuple[SeriesKey, int, float]]:
+        The copy is taken now, on the event loop; the call decodes the label sets, which for
+        100,000 series takes about half a second, so an ops page makes it in a worker thread.
+        """
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -144,8 +144,9 @@ class RemoteWritePipeline(_Base):
             last_error=self.last_error,
         )
 
-    def _forwarded_series(self) -> list[tuple[SeriesKey, int, float]]:
-        return [(output_labels(output[0]), timestamp, value) for output, timestamp, value in self._forwarded]
+    def forwarded_reader(self) -> Callable[[], list[tuple[SeriesKey, int, float]]]:
+        entries = list(self._forwarded)
+        return lambda: [(output_labels(output[0]), timestamp, value) for output, timestamp, value in entries]
 
     def _pending(self, output: SeriesOutput, samples: Samples) -> Sequence[tuple[int, float]]:
         if self._restored and self.marks.mark(output) is None:
@@ -328,5 +329,6 @@ class PushgatewayPipeline(_Base):
         self.last_success_ms = int(time.time() * 1000)
         self._forwarded = [(key, s.timestamp_ms, s.value) for key, s in live.items()]
 
-    def _forwarded_series(self) -> list[tuple[SeriesKey, int, float]]:
-        return list(self._forwarded)
+    def forwarded_reader(self) -> Callable[[], list[tuple[SeriesKey, int, float]]]:
+        entries = list(self._forwarded)
+        return lambda: entries

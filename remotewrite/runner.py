@@ -133,12 +133,15 @@ class JobRunner:
             collisions=running.reads.collisions,
         )
 
-    def forwarded_last_cycle(self, key: str) -> list[tuple[tuple[tuple[str, str], ...], int, float]]:
-        """The series (and newest sample) the first destination received in its last cycle."""
+    def forwarded_reader(self, key: str) -> Callable[[], list[tuple[tuple[tuple[str, str], ...], int, float]]]:
+        """The series (and newest sample) the first destination received in its last cycle, read later.
+
+        See ``forwarded_reader`` of the pipelines: the copy is taken now, the decoding happens at the call.
+        """
         running = self._running.get(key)
         if running is None or not running.pipelines:
-            return []
-        return running.pipelines[0].forwarded_last_cycle
+            return list
+        return running.pipelines[0].forwarded_reader()
 
     def job_keys(self) -> tuple[str, ...]:
         """Keys of the running jobs."""

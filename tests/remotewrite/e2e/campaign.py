@@ -613,7 +613,31 @@ async def dead_sink(env: _Env) -> DeadSinkReport:
     return DeadSinkReport(lags_s=lags, diff=diff, dead_kept_for_later=len(kept), live_drops=live)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CollectedMetricsReport:
+    """``/collected-metrics`` of the main forwarder as team-d (whose job delivers) and team-z (no job) see it."""
+
+    own: str
+    other: str
+
+
+async def collected_metrics(env: _Env) -> CollectedMetricsReport:
+    """team-d's job writes to VictoriaMetrics; once it has delivered, its page lists the series."""
+    url = f"{env.main.url}/collected-metrics"
+    with trio.fail_after(60):
+        while True:
+            own = await env.http.get(url, headers={"X-Tenant-Namespace": "team-d"})
+            own.raise_for_status()
+            if "# Job: team-d/forward (0 metrics)" not in own.text and "# Job: team-d/" in own.text:
+                break
+            await trio.sleep(1)
+    other = await env.http.get(url, headers={"X-Tenant-Namespace": "team-z"})
+    other.raise_for_status()
+    return CollectedMetricsReport(own=own.text, other=other.text)
+
+
 SCENARIOS: dict[str, Callable[[_Env], Awaitable[Any]]] = {
+    "collected-metrics": collected_metrics,
     "tenant-outage": tenant_outage,
     "forwarder-killed": forwarder_killed,
     "replica-outage": replica_outage,

@@ -9,6 +9,8 @@ its reports.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .campaign import (
@@ -17,6 +19,7 @@ from .campaign import (
     SAFETY_DELAY_S,
     SCRAPE_S,
     Campaign,
+    CollectedMetricsReport,
     DeadSinkReport,
     LosslessReport,
     PushgatewayReport,
@@ -132,3 +135,17 @@ def test_pushgateway_group_is_deleted_when_its_metricaccess_file_is_removed(camp
     assert set(report.other_job_starts.values()) == {1}, (
         f"removing one file restarted other jobs: {report.other_job_starts}"
     )
+
+
+def test_collected_metrics_lists_the_tenants_forwarded_series_and_nothing_of_others(campaign: Campaign) -> None:
+    report: CollectedMetricsReport = campaign.report("collected-metrics")
+    lines = report.own.splitlines()
+    assert lines[0].startswith("# Job: team-d/forward (") and lines[0].endswith(" metrics)")
+    count = int(lines[0].split("(")[1].split()[0])
+    samples = [line for line in lines[1:] if line and not line.startswith("#")]
+    assert count == len(samples) > 0
+    for line in samples:
+        assert re.fullmatch(r'[a-zA-Z_:][a-zA-Z0-9_:]*\{.*\} \S+ [0-9]+', line), line
+        assert 'namespace="team-d"' in line, line
+    assert "team-a" not in report.own and "team-e" not in report.own
+    assert report.other == "# no metrics collected yet\n"
