@@ -170,7 +170,8 @@ class RemoteWritePipeline(_Base):
                 return
             del window
             self._state.cursors[self.destination.name] = window_end
-            await trio.to_thread.run_sync(self._store.save, self.reads.job.key, self._state)
+            # captured here, between two changes of the state; written off the event loop
+            await trio.to_thread.run_sync(self._store.snapshot(self.reads.job.key, self._state))
             position = window_end
         self.series_last_cycle = len(delivered_series)
         await self._mark_stale(end_ms)

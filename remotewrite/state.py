@@ -5,7 +5,10 @@ A destination's *cursor* is the end of the newest window it has fully received; 
 label set, to keep the file small); its *in-flight* entries are the newest timestamps
 per series of a request sent but not yet answered. ``FileStateStore`` (files mode,
 ``remote_write.state_dir``) writes a snapshot atomically at each window's end and
-appends to a journal in between: the in-flight entries of each batch before it is sent,
+appends to a journal in between (the destinations of a job share its files; a snapshot
+is captured on the event loop, where it also starts a new journal, and written in a
+worker thread, so what other destinations journal meanwhile is never deleted with the
+old journal): the in-flight entries of each batch before it is sent,
 and its marks once it is answered. So a process killed mid-window resends nothing the
 receiver is known to have, and knows exactly which request's fate it does not know (the
 receiver may have stored a request whose answer the kill cut off), which the pipeline
@@ -15,9 +18,13 @@ restarts; Kubernetes mode resumes from ``status.lastCollection`` instead.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -72,7 +79,14 @@ class StateStore(Protocol):
 
     def load(self, job_key: str) -> JobState | None: ...
 
-    def save(self, job_key: str, state: JobState) -> None: ...
+    def snapshot(self, job_key: str, state: JobState) -> Callable[[], None]:
+        """Capture ``state`` now and return the write, to be run in a worker thread.
+
+        The capture copies the state, and entries appended after it are kept until a
+        snapshot holding them is written; so it is called on the event loop, between two
+        changes of the state. Writes of several snapshots may overlap: the newest wins.
+        """
+        ...
 
     def append_marks(self, job_key: str, destination: str, marks: list[tuple[str, int]]) -> None: ...
 
@@ -91,8 +105,9 @@ class MemoryStateStore:
         state = self._states.get(job_key)
         return None if state is None else _copy(state)
 
-    def save(self, job_key: str, state: JobState) -> None:
+    def snapshot(self, job_key: str, state: JobState) -> Callable[[], None]:
         self._states[job_key] = _copy(state)
+        return _nothing
 
     def append_marks(self, job_key: str, destination: str, marks: list[tuple[str, int]]) -> None:
         state = self._states.setdefault(job_key, JobState())
@@ -116,10 +131,26 @@ class FileStateStore:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self._directory = Path(directory)
         self._directory.mkdir(parents=True, exist_ok=True)
+        self._generations: dict[str, int] = {}
+        """Per job, the number of the newest captured snapshot (event loop only)."""
+        self._written: dict[str, int] = {}
+        """Per job, the number of the snapshot on disk (worker threads, under the lock)."""
+        self._write_lock = threading.Lock()
 
     def _paths(self, job_key: str) -> tuple[Path, Path]:
         safe = job_key.replace("/", "__")
         return self._directory / f"{safe}.json", self._directory / f"{safe}.journal"
+
+    def _rotated(self, job_key: str) -> list[tuple[int, Path]]:
+        """Journals set aside by captured snapshots not yet written, oldest first."""
+        _, journal = self._paths(job_key)
+        name = re.compile(re.escape(journal.name) + r"\.([0-9]+)")  # exactly: job names may hold dots
+        found = []
+        for path in self._directory.glob(f"{glob.escape(journal.name)}.*"):
+            matched = name.fullmatch(path.name)
+            if matched is not None:
+                found.append((int(matched.group(1)), path))
+        return sorted(found)
 
     def load(self, job_key: str) -> JobState | None:
         snapshot, journal = self._paths(job_key)
@@ -133,8 +164,12 @@ class FileStateStore:
             state.in_flight = {
                 str(d): {str(h): int(t) for h, t in m.items()} for d, m in document.get("in_flight", {}).items()
             }
-        if journal.exists():
-            for line in journal.read_text(encoding="utf-8").splitlines():
+        for path in [path for _, path in self._rotated(job_key)] + [journal]:
+            if not path.exists():
+                continue
+            # replaying a set-aside journal over a newer snapshot changes nothing: marks only
+            # move forward, and each batch's "sending" line comes before its mark line
+            for line in path.read_text(encoding="utf-8").splitlines():
                 try:
                     destination, digest, timestamp, *sending = json.loads(line)
                 except (ValueError, TypeError):
@@ -145,13 +180,31 @@ class FileStateStore:
                     _apply_mark(state, str(destination), str(digest), int(timestamp))
         return state
 
-    def save(self, job_key: str, state: JobState) -> None:
+    def snapshot(self, job_key: str, state: JobState) -> Callable[[], None]:
         snapshot, journal = self._paths(job_key)
-        temporary = snapshot.with_suffix(".tmp")
-        document = {"cursors": state.cursors, "marks": state.marks, "in_flight": state.in_flight}
-        temporary.write_text(json.dumps(document), encoding="utf-8")
-        os.replace(temporary, snapshot)
-        journal.unlink(missing_ok=True)
+        generation = self._generations.get(job_key)
+        if generation is None:
+            generation = max((number for number, _ in self._rotated(job_key)), default=0)
+        generation += 1
+        self._generations[job_key] = generation
+        copy = _copy(state)
+        if journal.exists():
+            os.replace(journal, journal.with_name(f"{journal.name}.{generation}"))
+
+        def write() -> None:
+            text = json.dumps({"cursors": copy.cursors, "marks": copy.marks, "in_flight": copy.in_flight})
+            with self._write_lock:
+                if self._written.get(job_key, 0) >= generation:
+                    return  # a newer snapshot is on disk already
+                temporary = snapshot.with_suffix(".tmp")
+                temporary.write_text(text, encoding="utf-8")
+                os.replace(temporary, snapshot)
+                self._written[job_key] = generation
+                for number, path in self._rotated(job_key):
+                    if number <= generation:
+                        path.unlink(missing_ok=True)
+
+        return write
 
     def append_marks(self, job_key: str, destination: str, marks: list[tuple[str, int]]) -> None:
         _, journal = self._paths(job_key)
@@ -166,7 +219,7 @@ class FileStateStore:
             handle.flush()
 
     def delete(self, job_key: str) -> None:
-        for path in self._paths(job_key):
+        for path in [*self._paths(job_key), *(path for _, path in self._rotated(job_key))]:
             path.unlink(missing_ok=True)
 
 
@@ -184,6 +237,10 @@ def _journal_lines(destination: str, entries: list[tuple[str, int]], tail: str) 
         else:
             out.append(json.dumps([destination, digest, ts, *(["sending"] if tail else [])]) + "\n")
     return "".join(out)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _copy(state: JobState) -> JobState:
