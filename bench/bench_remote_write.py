@@ -172,7 +172,7 @@ def _instrument(
         (pipeline_module, "encode_write_request", "encode"),
         (pipeline_module, "compress_block", "snappy compress"),
         (pipeline._store, "append_marks", "state (journal)"),
-        (pipeline._store, "save", "state (snapshot)"),
+        (pipeline._store, "snapshot", "state (snapshot capture)"),
         (pipeline._store, "append_in_flight", "state (journal)"),
         (sender, "send", "send (HTTP, tenant ingests)"),
     ]
