@@ -11,7 +11,8 @@ Goal (for reference, not asserted): median under 50 µs, p99 under 200 µs.
 Two figures: *warm*, the steady state of a proxy serving dashboards (the same queries every
 refresh, so enforcement's memos of matchers, regex outcomes and rule indexes are filled),
 which the goal is read against; and *cold*, every call after ``forget_memos()`` (the first
-sight of a query under a new policy), printed so the memos' share is visible.
+sight of a query: everything remembered per query or selector forgotten, the policy's rules
+still grouped by label as they are once per policy), printed so the memos' share is visible.
 
 Each query runs up to ``ITERATIONS`` times, both measurements within ``BUDGET_S`` overall
 (split evenly over the queries), after a short warm-up so that the regex caches are filled

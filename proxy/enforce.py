@@ -91,7 +91,7 @@ def _label_matcher(name: str, op: Op, value: str) -> LabelMatcher:
 
 
 def forget_memos() -> None:
-    """Empty every memo enforcement keeps (matchers, regex outcomes, rule indexes, parser checks).
+    """Empty what enforcement remembers per query (matchers, regex outcomes, restrictions, parser checks).
 
     For benchmarks that measure the first sight of a query; a running proxy never needs it.
     """
