@@ -43,6 +43,8 @@ class SourceDriver:
         self._tick_s = tick_s
         self._random = random.Random(seed)
         self._groups: dict[str, _Group] = {}
+        self._lock = trio.Lock()
+        """Held for each PUT and DELETE: a PUT still under way when its namespace is removed would recreate it."""
         self.pushes = 0
         self.errors: list[str] = []
 
@@ -70,9 +72,10 @@ class SourceDriver:
 
     async def remove_namespace(self, namespace: str) -> None:
         """Delete the group at once (every series goes stale at the next scrape)."""
-        self._groups.pop(namespace, None)
-        response = await self._http.delete(f"{self._url}/metrics/job/{SOURCE_JOB}/namespace/{namespace}")
-        response.raise_for_status()
+        async with self._lock:
+            self._groups.pop(namespace, None)
+            response = await self._http.delete(f"{self._url}/metrics/job/{SOURCE_JOB}/namespace/{namespace}")
+            response.raise_for_status()
 
     def _advance(self, group: _Group) -> None:
         if group.frozen:
@@ -92,15 +95,19 @@ class SourceDriver:
         return ("\n".join(lines) + "\n").encode() if lines else b""
 
     async def push_once(self) -> None:
-        for namespace, group in list(self._groups.items()):
-            self._advance(group)
-            try:
-                response = await self._http.put(
-                    f"{self._url}/metrics/job/{SOURCE_JOB}/namespace/{namespace}", content=self._body(group)
-                )
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                self.errors.append(f"{namespace}: {exc}")
+        for namespace in list(self._groups):
+            async with self._lock:
+                group = self._groups.get(namespace)
+                if group is None:
+                    continue  # removed meanwhile: pushing it would bring it back
+                self._advance(group)
+                try:
+                    response = await self._http.put(
+                        f"{self._url}/metrics/job/{SOURCE_JOB}/namespace/{namespace}", content=self._body(group)
+                    )
+                    response.raise_for_status()
+                except httpx.HTTPError as exc:
+                    self.errors.append(f"{namespace}: {exc}")
         self.pushes += 1
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
