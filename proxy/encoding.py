@@ -14,7 +14,11 @@ import zlib
 
 from mtproxy.proxy.errors import BackendError
 
-__all__ = ["BodyDecoder", "accepts_gzip", "decode_body"]
+__all__ = ["MAX_BODY_BYTES", "BodyDecoder", "accepts_gzip", "decode_body"]
+
+MAX_BODY_BYTES = 1 << 30
+"""A backend answer larger than this (decoded) is refused rather than held: 1 GiB, far above any
+Prometheus answer a tenant can use, and a bound on what a broken backend or a gzip bomb costs."""
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
@@ -49,7 +53,7 @@ def _quality(parameters: str) -> float:
 class BodyDecoder:
     """Decodes a backend body chunk by chunk as it arrives, so the work overlaps the transfer."""
 
-    def __init__(self, content_encoding: str | None) -> None:
+    def __init__(self, content_encoding: str | None, *, max_bytes: int = MAX_BODY_BYTES) -> None:
         """Prepare for ``content_encoding`` (the response header; None or identity: as it is).
 
         Raises:
@@ -62,6 +66,14 @@ class BodyDecoder:
         """Whether the body comes gzip-encoded."""
         self._decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if self.gzipped else None
         self._parts: list[bytes] = []
+        self._size = 0
+        self._max_bytes = max_bytes
+
+    def _keep(self, part: bytes) -> None:
+        self._size += len(part)
+        if self._size > self._max_bytes:
+            raise BackendError(f"backend answer larger than {self._max_bytes} bytes decoded; refused")
+        self._parts.append(part)
 
     def feed(self, chunk: bytes) -> None:
         """Take the next chunk of the body as received.
@@ -70,12 +82,14 @@ class BodyDecoder:
             BackendError: the gzip stream is corrupt.
         """
         if self._decoder is None:
-            self._parts.append(chunk)
+            self._keep(chunk)
             return
         try:
-            self._parts.append(self._decoder.decompress(chunk))
+            # bounded per step too: a small chunk of a gzip bomb must not expand without limit
+            part = self._decoder.decompress(chunk, self._max_bytes - self._size + 1)
         except zlib.error as exc:
             raise BackendError(f"backend sent a corrupt gzip body: {exc}") from None
+        self._keep(part)  # at the bound, decompress stopped one byte past it: refused here
 
     def finish(self) -> bytes:
         """The whole decoded body.
@@ -85,7 +99,7 @@ class BodyDecoder:
         """
         if self._decoder is not None:
             try:
-                self._parts.append(self._decoder.flush())
+                self._keep(self._decoder.flush())
             except zlib.error as exc:
                 raise BackendError(f"backend sent a corrupt gzip body: {exc}") from None
             if not self._decoder.eof:

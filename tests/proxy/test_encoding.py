@@ -16,7 +16,7 @@ import pytest
 import trio
 from realservers import LoadedPrometheus
 
-from mtproxy.proxy.encoding import accepts_gzip, decode_body
+from mtproxy.proxy.encoding import BodyDecoder, accepts_gzip, decode_body
 from mtproxy.proxy.errors import BackendError
 
 from .proxyharness import metric_access, start_proxy
@@ -58,6 +58,22 @@ def test_decode_body_handles_what_the_proxy_asks_for_and_names_the_rest() -> Non
         decode_body(b"not gzip at all", "gzip")
     with pytest.raises(BackendError, match="truncated"):
         decode_body(gzip.compress(body)[:-12], "gzip")
+
+
+def test_an_answer_past_the_bound_is_refused_however_it_is_encoded() -> None:
+    bomb = gzip.compress(b"\0" * (8 << 20))  # 8 MiB of zeros in about 8 KiB
+    decoder = BodyDecoder("gzip", max_bytes=1 << 20)
+    with pytest.raises(BackendError, match="larger than 1048576 bytes"):
+        for start in range(0, len(bomb), 1024):
+            decoder.feed(bomb[start : start + 1024])
+        decoder.finish()
+    plain = BodyDecoder(None, max_bytes=10)
+    plain.feed(b"0123456789")
+    with pytest.raises(BackendError, match="larger than 10 bytes"):
+        plain.feed(b"!")
+    exact = BodyDecoder("gzip", max_bytes=10)
+    exact.feed(gzip.compress(b"0123456789"))
+    assert exact.finish() == b"0123456789"
 
 
 ACCESS = [metric_access("team-a", "app", ["up", "http_.*"])]
