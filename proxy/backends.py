@@ -17,6 +17,7 @@ or a VictoriaMetrics cluster for users who outgrow one Prometheus.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -35,6 +36,20 @@ __all__ = ["BackendPool", "BackendResponse", "PoolStatistics", "TargetStatus"]
 logger = logging.getLogger(__name__)
 
 _FAILOVER_STATUSES = frozenset({502, 503, 504})
+_QUERY_ERROR_TYPES = frozenset({"timeout", "canceled"})
+
+
+def _query_outcome(response: BackendResponse) -> bool:
+    """Whether a 503 is Prometheus saying the *query* timed out or was cancelled (errorType
+    timeout/canceled): the backend is fine, another one would only repeat the expensive query, and
+    counting it would let one tenant's heavy queries mark backends unhealthy for everyone."""
+    if response.status != 503 or len(response.body) > 64 * 1024:
+        return False
+    try:
+        document = json.loads(response.body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(document, dict) and document.get("errorType") in _QUERY_ERROR_TYPES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,13 +219,15 @@ class BackendPool:
             if attempt:
                 self._failovers += 1
             try:
+                # a BackendError here is about the answer (too large, corrupt): it reaches the client as a
+                # 502 and is no health failure, or one tenant's huge query could mark backends unhealthy
                 response = await self._send_to(url, request, headers or {})
-            except (httpx.HTTPError, BackendError) as exc:
+            except httpx.HTTPError as exc:
                 self._record(url, ok=False)
                 last_error = f"{type(exc).__name__}: {exc}"
                 logger.warning("backend request failed", extra={"backend": url, "error": last_error[:256]})
                 continue
-            if response.status in _FAILOVER_STATUSES:
+            if response.status in _FAILOVER_STATUSES and not _query_outcome(response):
                 self._record(url, ok=False)
                 last_error = f"HTTP {response.status}"
                 continue
@@ -232,9 +249,11 @@ class BackendPool:
             try:
                 results[index] = await self._send_to(url, request, headers or {})
                 self._record(url, ok=True)
-            except (httpx.HTTPError, BackendError) as exc:
+            except httpx.HTTPError as exc:
                 self._record(url, ok=False)
                 results[index] = BackendError(f"{url}: {type(exc).__name__}")
+            except BackendError as exc:
+                results[index] = exc  # about the answer, not the backend's health (see send)
 
         async with trio.open_nursery() as nursery:
             for index, url in enumerate(targets):
