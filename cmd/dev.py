@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from mtproxy.api import load_config_text
 from mtproxy.cmd.devconfig import DEV_CONFIG_YAML
 from mtproxy.cmd.service import ServiceOptions, run_service
-from mtproxy.proxy.server import HTTPServer
+from mtproxy.proxy.server import HTTPServer, answer_lifespan
 
 __all__ = ["DEMO_PROMETHEUS_PORT", "run_dev"]
 
@@ -66,13 +66,8 @@ class _DemoExporter:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         self._tick()

@@ -55,6 +55,7 @@ from mtproxy.proxy.series_endpoints import (
     labels_request,
     series_request,
 )
+from mtproxy.proxy.server import answer_lifespan
 from mtproxy.proxy.tenants import TenantDirectory
 
 __all__ = ["ProxyApp"]
@@ -134,7 +135,7 @@ class ProxyApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -202,15 +203,6 @@ class ProxyApp:
                     "duration_ms": round(elapsed * 1000, 3),
                 },
             )
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -283,7 +275,7 @@ class ProxyApp:
         if kind is RouteKind.METADATA:
             return await self._metadata(policy, params)
         if kind in (RouteKind.RULES, RouteKind.ALERTS):
-            response = await self._call(BackendRequest(method="GET", path=route.template, params=()))
+            response = await self._fetch(BackendRequest(method="GET", path=route.template, params=()))
             filtered = (
                 (filters.filter_rules if kind is RouteKind.RULES else filters.filter_alerts)(
                     response.body, policy=policy
@@ -361,11 +353,11 @@ class ProxyApp:
             limit = int(limit_text) if limit_text is not None else None
         except ValueError:
             raise BadRequest(f"limit: not an integer: {limit_text!r}") from None
-        metadata = await self._call(BackendRequest(method="GET", path="/api/v1/metadata", params=tuple(pairs)))
+        metadata = await self._fetch(BackendRequest(method="GET", path="/api/v1/metadata", params=tuple(pairs)))
         if metadata.status != 200:
             return _Answer(metadata.status, metadata.content_type, metadata.body)
         matches = enforced_matches(policy, ())
-        names_answer = await self._call(
+        names_answer = await self._fetch(
             BackendRequest(
                 method="GET", path="/api/v1/label/__name__/values", params=tuple(("match[]", m) for m in matches)
             )
@@ -375,10 +367,7 @@ class ProxyApp:
             200, _JSON, filters.filter_metadata(metadata.body, visible_names=_family_names(names), limit=limit)
         )
 
-    async def _call(self, request: BackendRequest) -> BackendResponse:
-        return await self._fetch(request, fan_out=False)
-
-    async def _fetch(self, request: BackendRequest, *, fan_out: bool, gzip: bool = False) -> BackendResponse:
+    async def _fetch(self, request: BackendRequest, *, fan_out: bool = False, gzip: bool = False) -> BackendResponse:
         """The backend's answer; gzip-encoded on the wire when ``gzip`` (the client accepts it)."""
         with trio.move_on_after(self._queue_timeout_s) as queued:
             await self._limiter.acquire()

@@ -14,7 +14,7 @@ import zlib
 
 from mtproxy.proxy.errors import BackendError
 
-__all__ = ["MAX_BODY_BYTES", "BodyDecoder", "accepts_gzip", "decode_body"]
+__all__ = ["MAX_BODY_BYTES", "BodyDecoder", "accepts_gzip"]
 
 MAX_BODY_BYTES = 1 << 30
 """A backend answer larger than this (decoded) is refused rather than held: 1 GiB, far above any
@@ -105,14 +105,3 @@ class BodyDecoder:
             if not self._decoder.eof:
                 raise BackendError("backend sent a truncated gzip body")
         return b"".join(self._parts)
-
-
-def decode_body(raw: bytes, content_encoding: str | None) -> bytes:
-    """The backend's body without its content coding (only gzip is ever asked for).
-
-    Raises:
-        BackendError: an encoding the proxy did not ask for, or a corrupt gzip stream.
-    """
-    decoder = BodyDecoder(content_encoding)
-    decoder.feed(raw)
-    return decoder.finish()

@@ -249,17 +249,12 @@ def restrict_selector(selector: Sequence[LabelMatcher], rules: Sequence[Rule]) -
     return found
 
 
-def _restrict(base: tuple[LabelMatcher, ...], rule_index: _RuleIndex) -> RestrictedSelector:
-    groups = _group(base)
-    compatible = [r for r in rule_index.candidates(groups) if _compatible(groups, r)] if _satisfiable(groups) else []
-    if not compatible:
-        return RestrictedSelector(kind=Restriction.EMPTY, branches=((*base, NOTHING_MATCHER),))
-    if any(_implies_all(groups, r.rule.matchers) for r in compatible):
-        return RestrictedSelector(kind=Restriction.UNCHANGED, branches=(base,))
-    kept: list[Rule] = []
+def _drop_contained(base: tuple[LabelMatcher, ...], compatible: list[_IndexedRule]) -> list[Rule]:
+    """Step 3: the rules left once each rule Ri with S∧Ri inside some S∧Rj is dropped."""
     if len(compatible) == 1:
-        kept.append(compatible[0].rule)
-    for index, indexed in enumerate(compatible if len(compatible) > 1 else ()):
+        return [compatible[0].rule]
+    kept: list[Rule] = []
+    for index, indexed in enumerate(compatible):
         rule = indexed.rule
         given = _group(base + rule.matchers)
         contained = any(
@@ -269,6 +264,17 @@ def _restrict(base: tuple[LabelMatcher, ...], rule_index: _RuleIndex) -> Restric
         )
         if not contained and rule not in kept:
             kept.append(rule)
+    return kept
+
+
+def _restrict(base: tuple[LabelMatcher, ...], rule_index: _RuleIndex) -> RestrictedSelector:
+    groups = _group(base)
+    compatible = [r for r in rule_index.candidates(groups) if _compatible(groups, r)] if _satisfiable(groups) else []
+    if not compatible:
+        return RestrictedSelector(kind=Restriction.EMPTY, branches=((*base, NOTHING_MATCHER),))
+    if any(_implies_all(groups, r.rule.matchers) for r in compatible):
+        return RestrictedSelector(kind=Restriction.UNCHANGED, branches=(base,))
+    kept = _drop_contained(base, compatible)
     extras = [tuple(m for m in r.matchers if not _implies(groups, m)) for r in kept]
     if len(extras) == 1:
         return RestrictedSelector(kind=Restriction.RESTRICTED, branches=((*base, *extras[0]),))

@@ -8,15 +8,29 @@ server stops accepting and gives in-flight requests ``graceful_timeout_s`` to fi
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-__all__ = ["HTTPServer"]
+__all__ = ["HTTPServer", "answer_lifespan"]
 
 logger = logging.getLogger(__name__)
+
+
+async def answer_lifespan(
+    receive: Callable[[], Awaitable[dict[str, Any]]], send: Callable[[dict[str, Any]], Awaitable[None]]
+) -> None:
+    """Complete the ASGI lifespan protocol for an app with nothing to set up or tear down."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 class HTTPServer:

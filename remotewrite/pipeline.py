@@ -84,6 +84,25 @@ class _Base:
         self.last_success_ms: int | None = None
         self.last_error: str | None = None
 
+    @property
+    def cursor_ms(self) -> int | None:
+        """End of the newest window this destination has fully received."""
+        raise NotImplementedError
+
+    def statistics(self) -> PipelineStatistics:
+        """A snapshot."""
+        return PipelineStatistics(
+            destination=self.destination.name,
+            healthy=self.healthy,
+            cursor_ms=self.cursor_ms,
+            samples_forwarded=self.samples_forwarded,
+            stale_markers_sent=self.stale_markers_sent,
+            samples_dropped=self.samples_dropped,
+            series_last_cycle=self.series_last_cycle,
+            last_success_ms=self.last_success_ms,
+            last_error=self.last_error,
+        )
+
     def forwarded_reader(self) -> Callable[[], list[tuple[SeriesKey, int, float]]]:
         """The series delivered in the last cycle, each with its newest sample, read later.
 
@@ -129,20 +148,6 @@ class RemoteWritePipeline(_Base):
     def cursor_ms(self) -> int | None:
         """End of the newest window this destination has fully received."""
         return self._state.cursors.get(self.destination.name)
-
-    def statistics(self) -> PipelineStatistics:
-        """A snapshot."""
-        return PipelineStatistics(
-            destination=self.destination.name,
-            healthy=self.healthy,
-            cursor_ms=self.cursor_ms,
-            samples_forwarded=self.samples_forwarded,
-            stale_markers_sent=self.stale_markers_sent,
-            samples_dropped=self.samples_dropped,
-            series_last_cycle=self.series_last_cycle,
-            last_success_ms=self.last_success_ms,
-            last_error=self.last_error,
-        )
 
     def forwarded_reader(self) -> Callable[[], list[tuple[SeriesKey, int, float]]]:
         entries = list(self._forwarded)
@@ -290,22 +295,12 @@ class PushgatewayPipeline(_Base):
     def __init__(self, reads: JobReads, destination: Destination, *, sender: PushgatewaySender) -> None:
         super().__init__(reads, destination, sender)
         self._sender = sender
-        self.cursor_ms: int | None = None
+        self._cursor_ms: int | None = None
         self._forwarded: list[tuple[SeriesKey, int, float]] = []
 
-    def statistics(self) -> PipelineStatistics:
-        """A snapshot."""
-        return PipelineStatistics(
-            destination=self.destination.name,
-            healthy=self.healthy,
-            cursor_ms=self.cursor_ms,
-            samples_forwarded=self.samples_forwarded,
-            stale_markers_sent=0,
-            samples_dropped=self.samples_dropped,
-            series_last_cycle=self.series_last_cycle,
-            last_success_ms=self.last_success_ms,
-            last_error=self.last_error,
-        )
+    @property
+    def cursor_ms(self) -> int | None:
+        return self._cursor_ms
 
     async def delete_group(self) -> SendResult:
         """Delete this job's group (the job went away; groups never expire by themselves)."""
@@ -326,7 +321,7 @@ class PushgatewayPipeline(_Base):
         self.healthy = True
         self.samples_forwarded += len(live)
         self.series_last_cycle = len(live)
-        self.cursor_ms = end_ms
+        self._cursor_ms = end_ms
         self.last_success_ms = int(time.time() * 1000)
         self._forwarded = [(key, s.timestamp_ms, s.value) for key, s in live.items()]
 

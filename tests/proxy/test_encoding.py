@@ -16,7 +16,7 @@ import pytest
 import trio
 from realservers import LoadedPrometheus
 
-from mtproxy.proxy.encoding import BodyDecoder, accepts_gzip, decode_body
+from mtproxy.proxy.encoding import BodyDecoder, accepts_gzip
 from mtproxy.proxy.errors import BackendError
 
 from .proxyharness import metric_access, start_proxy
@@ -45,6 +45,13 @@ from .rawhttp import read_request_head
 )
 def test_accept_encoding_is_read_as_rfc_9110_says(header: str | None, expected: bool) -> None:
     assert accepts_gzip(header) is expected
+
+
+def decode_body(raw: bytes, content_encoding: str | None) -> bytes:
+    """A whole body through the decoder in one chunk."""
+    decoder = BodyDecoder(content_encoding)
+    decoder.feed(raw)
+    return decoder.finish()
 
 
 def test_decode_body_handles_what_the_proxy_asks_for_and_names_the_rest() -> None:
