@@ -127,7 +127,12 @@ async def _run(port: int, workdir: Path) -> None:
             await nursery.start(exporter.run)
             loaded = load_config_text(DEV_CONFIG_YAML)
             options = ServiceOptions(host="127.0.0.1", port=port, leader_elect=False)
-            nursery.start_soon(run_service, loaded.config, options)
+
+            async def serve_then_stop_demo() -> None:
+                await run_service(loaded.config, options)  # returns on SIGTERM or Ctrl-C
+                nursery.cancel_scope.cancel()  # the demo exporter would otherwise keep the process alive
+
+            nursery.start_soon(serve_then_stop_demo)
             await trio.sleep(2)
             print(_curl_lines(port), flush=True)
     finally:
