@@ -115,6 +115,9 @@ class ProxyConfig:
     query_mode: QueryMode = QueryMode.LOAD_BALANCE
     replica_labels: tuple[str, ...] = ()
     max_request_body_bytes: int = 4 * 1024 * 1024
+    backend_compression: bool = False
+    """Ask backends for gzip (a backend behind a slow or metered link); by default they answer
+    uncompressed and the proxy compresses for clients (see mtproxy.proxy.encoding)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

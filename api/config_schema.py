@@ -152,6 +152,7 @@ class ProxySchema(_Section):
     query_mode = fields.Enum(c.QueryMode, by_value=True, load_default=c.QueryMode.LOAD_BALANCE)
     replica_labels = StringList(load_default=tuple)
     max_request_body_bytes = StrictInteger(load_default=4 * 1024 * 1024, validate=_POSITIVE)
+    backend_compression = StrictBoolean(load_default=False)
 
 
 class RemoteWriteSchema(_Section):

@@ -91,7 +91,7 @@ async def run_service(config: Config, options: ServiceOptions) -> None:
         max_connections=config.proxy.max_concurrent_requests * 2, max_keepalive_connections=64
     )
     async with (
-        httpx.AsyncClient(timeout=None, limits=backend_limits) as backend_http,
+        httpx.AsyncHTTPTransport(limits=backend_limits) as backend_transport,
         httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as remote_http,
     ):
         kube: KubeClient | None = None
@@ -101,7 +101,7 @@ async def run_service(config: Config, options: ServiceOptions) -> None:
             kube_http = open_http_client(cluster)
             kube = KubeClient(kube_http, config=cluster)
         try:
-            await _run(config, options, backend_http=backend_http, remote_http=remote_http, kube=kube)
+            await _run(config, options, backend_transport=backend_transport, remote_http=remote_http, kube=kube)
         finally:
             if kube_http is not None:
                 await kube_http.aclose()
@@ -111,13 +111,14 @@ async def _run(
     config: Config,
     options: ServiceOptions,
     *,
-    backend_http: httpx.AsyncClient,
+    backend_transport: httpx.AsyncBaseTransport,
     remote_http: httpx.AsyncClient,
     kube: KubeClient | None,
 ) -> None:
+    """Wire and run everything; ``remote_http`` serves every outbound call but backend queries."""
     discovery = config.discovery
     pool = BackendPool(
-        backend_http,
+        backend_transport,
         check_interval_s=parse_duration_ms(discovery.health_check_interval) / 1000,
         check_timeout_s=parse_duration_ms(discovery.health_check_timeout) / 1000,
         unhealthy_threshold=discovery.unhealthy_threshold,
@@ -127,7 +128,7 @@ async def _run(
     tenants = TenantPolicies()
     metrics = ProxyMetrics()
     reviewer = KubernetesReviewer(kube) if kube is not None else None
-    authenticator = build_authenticator(config.auth, reviewer=reviewer, http=backend_http)
+    authenticator = build_authenticator(config.auth, reviewer=reviewer, http=remote_http)
 
     runner: JobRunner | None = None
     if config.remote_write.enabled:

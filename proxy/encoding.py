@@ -1,21 +1,32 @@
-"""Content coding between the backend and the client: gzip passed through, never redone.
+"""Content coding: the proxy compresses answers itself; backends answer uncompressed.
 
-A Prometheus answer of a thousand series is a few hundred KiB of JSON and about a tenth
-of that gzipped. The proxy asks the backend for gzip only when the client accepts it;
-it decodes the answer for its own checks, and when the checks leave the answer as it
-was, the client gets the backend's compressed bytes: the backend compresses once, as it
-would for a direct client, and the proxy never compresses. An answer the proxy changed
-(filtered, merged, an error of its own) is sent uncompressed.
+A Prometheus answer of a thousand series is about 200 KiB of JSON and about a twentieth
+of that gzipped. Prometheus gzips it in Go at about 1 ms of CPU (measured: 6.1 ms median
+for such a query with gzip, 5.0 ms without), and the proxy would then have to gunzip it
+for its own checks. So the backend is asked for ``identity`` (the link between proxy and
+backend is local to the cluster), the proxy checks the plain body, and compresses what it
+sends with ISA-L at level 1, which needs about 50 µs for those 200 KiB and gives the same
+size as Prometheus's own gzip (zlib at level 1 needs 260 µs). Every answer is compressed
+the same way: as it came, filtered, merged or cached. This is the edge compression an
+Envoy compressor filter does with ``remove_accept_encoding_header``.
+
+``proxy.backend_compression: true`` asks backends for gzip instead (a backend far away,
+behind a slow or metered link); the body is then decoded here as it arrives, bounded.
 """
 
 from __future__ import annotations
 
-import zlib
+from isal import isal_zlib
 
 from mtproxy.proxy.errors import BackendError
 
-__all__ = ["MAX_BODY_BYTES", "BodyDecoder", "accepts_gzip"]
+__all__ = ["COMPRESS_MIN_BYTES", "MAX_BODY_BYTES", "BodyDecoder", "accepts_gzip", "gzip_encode"]
 
+COMPRESS_MIN_BYTES = 1024
+"""Smaller bodies go out as they are: the gzip header and a wake-up of the decoder cost more than they save."""
+_LEVEL = 1
+_GZIP_WBITS = 16 + isal_zlib.MAX_WBITS
+_DecodeError: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # the stub declares an instance
 MAX_BODY_BYTES = 1 << 30
 """A backend answer larger than this (decoded) is refused rather than held: 1 GiB, far above any
 Prometheus answer a tenant can use, and a bound on what a broken backend or a gzip bomb costs."""
@@ -37,6 +48,12 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
         else:
             return allowed
     return bool(star)
+
+
+def gzip_encode(body: bytes) -> bytes:
+    """``body`` as a gzip member (RFC 1952), ISA-L level 1."""
+    encoder = isal_zlib.compressobj(_LEVEL, isal_zlib.DEFLATED, _GZIP_WBITS)
+    return encoder.compress(body) + encoder.flush()
 
 
 def _quality(parameters: str) -> float:
@@ -64,7 +81,7 @@ class BodyDecoder:
             raise BackendError(f"backend answered with content encoding {coding!r}, which the proxy did not ask for")
         self.gzipped = coding in ("gzip", "x-gzip")
         """Whether the body comes gzip-encoded."""
-        self._decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if self.gzipped else None
+        self._decoder = isal_zlib.decompressobj(wbits=_GZIP_WBITS) if self.gzipped else None
         self._parts: list[bytes] = []
         self._size = 0
         self._max_bytes = max_bytes
@@ -87,7 +104,7 @@ class BodyDecoder:
         try:
             # bounded per step too: a small chunk of a gzip bomb must not expand without limit
             part = self._decoder.decompress(chunk, self._max_bytes - self._size + 1)
-        except zlib.error as exc:
+        except _DecodeError as exc:
             raise BackendError(f"backend sent a corrupt gzip body: {exc}") from None
         self._keep(part)  # at the bound, decompress stopped one byte past it: refused here
 
@@ -100,7 +117,7 @@ class BodyDecoder:
         if self._decoder is not None:
             try:
                 self._keep(self._decoder.flush())
-            except zlib.error as exc:
+            except _DecodeError as exc:
                 raise BackendError(f"backend sent a corrupt gzip body: {exc}") from None
             if not self._decoder.eof:
                 raise BackendError("backend sent a truncated gzip body")

@@ -153,7 +153,7 @@ class BackendCall:
 
 @dataclass(slots=True)
 class BackendRecorder:
-    """An httpx request hook keeping every request the proxy sent (``/-/ready`` probes excluded)."""
+    """Keeps every request the proxy sent to a backend (``/-/ready`` probes excluded); see RecordingTransport."""
 
     calls: list[BackendCall] = field(default_factory=list)
 
@@ -179,6 +179,21 @@ class BackendRecorder:
         """The calls recorded so far; the record starts empty again."""
         calls, self.calls = self.calls, []
         return calls
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """The backend transport, with every request shown to a recorder as it leaves the proxy."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, recorder: BackendRecorder) -> None:
+        self._inner = inner
+        self._recorder = recorder
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await self._recorder(request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 # -- the proxy ------------------------------------------------------------------------------
@@ -330,12 +345,10 @@ async def _serve(wiring: _Wiring, *, task_status: trio.TaskStatus[RunningProxy] 
     no_keepalive = httpx.Limits(max_keepalive_connections=0)
     tls = _tls_context()
     async with (
-        httpx.AsyncClient(
-            event_hooks={"request": [recorder]}, trust_env=False, timeout=30.0, verify=tls
-        ) as backend_http,
+        RecordingTransport(httpx.AsyncHTTPTransport(verify=tls), recorder) as backend_transport,
         httpx.AsyncClient(trust_env=False, timeout=30.0, limits=no_keepalive, verify=tls) as client,
     ):
-        pool = BackendPool(backend_http)
+        pool = BackendPool(backend_transport)
         pool.set_targets(wiring.backend_urls)
         tenants = TenantPolicies()
         tenants.publish(wiring.policies)

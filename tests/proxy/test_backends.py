@@ -49,13 +49,13 @@ async def _server(nursery: trio.Nursery, handler: Callable[[trio.SocketStream], 
 
 
 @pytest.fixture
-async def http() -> httpx.AsyncClient:
-    async with httpx.AsyncClient() as client:
-        yield client
+async def http() -> httpx.AsyncBaseTransport:
+    async with httpx.AsyncHTTPTransport() as transport:
+        yield transport
 
 
 async def test_a_query_timeout_is_answered_as_it_is_and_counts_against_no_backend(
-    nursery: trio.Nursery, http: httpx.AsyncClient
+    nursery: trio.Nursery, http: httpx.AsyncBaseTransport
 ) -> None:
     timing_out = await _server(nursery, _answer(503, TIMEOUT_BODY))
     healthy = await _server(nursery, _answer(200, OK_BODY))
@@ -68,7 +68,7 @@ async def test_a_query_timeout_is_answered_as_it_is_and_counts_against_no_backen
 
 
 async def test_an_overloaded_backend_fails_over_and_turns_unhealthy(
-    nursery: trio.Nursery, http: httpx.AsyncClient
+    nursery: trio.Nursery, http: httpx.AsyncBaseTransport
 ) -> None:
     overloaded = await _server(nursery, _answer(503, b"Service Unavailable"))
     healthy = await _server(nursery, _answer(200, OK_BODY))
@@ -80,7 +80,7 @@ async def test_an_overloaded_backend_fails_over_and_turns_unhealthy(
 
 
 async def test_an_unreadable_answer_is_a_named_502_not_a_health_failure(
-    nursery: trio.Nursery, http: httpx.AsyncClient
+    nursery: trio.Nursery, http: httpx.AsyncBaseTransport
 ) -> None:
     corrupt = await _server(nursery, _answer(200, gzip.compress(OK_BODY)[:-12], encoding="gzip"))
     pool = BackendPool(http, unhealthy_threshold=1)

@@ -1,9 +1,9 @@
-"""gzip between backend and client: asked for only when the client accepts it, passed through, never redone.
+"""Content coding: backends answer plain, the proxy gzips for clients that accept it.
 
 The real-server tests check both ends: what the backend was asked for (``Accept-Encoding``
-as it left the proxy) and what the client got. A backend that answers with another
-tenant's series, gzipped, shows that a body the result check changed is never replaced
-by the backend's compressed bytes.
+as it left the proxy) and what the client got, on the wire and decoded. A backend that
+answers gzip anyway, with another tenant's series in it, shows that the body the client
+gets is the checked one, compressed by the proxy, never the backend's bytes.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ import json
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 from realservers import LoadedPrometheus
 
-from mtproxy.proxy.encoding import BodyDecoder, accepts_gzip
+from mtproxy.api import ProxyConfig
+from mtproxy.proxy.encoding import COMPRESS_MIN_BYTES, BodyDecoder, accepts_gzip, gzip_encode
 from mtproxy.proxy.errors import BackendError
 
 from .proxyharness import metric_access, start_proxy
@@ -83,19 +86,33 @@ def test_an_answer_past_the_bound_is_refused_however_it_is_encoded() -> None:
     assert exact.finish() == b"0123456789"
 
 
+@given(st.binary(max_size=64 * 1024) | st.text(max_size=8 * 1024).map(str.encode))
+def test_what_the_proxy_compresses_any_gzip_reader_restores(body: bytes) -> None:
+    assert gzip.decompress(gzip_encode(body)) == body
+
+
+def test_a_prometheus_answer_compresses_as_well_as_prometheus_does_it() -> None:
+    series = [
+        {"metric": {"__name__": "up", "namespace": "team-a", "pod": f"api-{i:04d}"}, "value": [1.5, str(i)]}
+        for i in range(1000)
+    ]
+    body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": series}}).encode()
+    assert len(gzip_encode(body)) < len(gzip.compress(body, compresslevel=6)) * 1.25
+
+
 ACCESS = [metric_access("team-a", "app", ["up", "http_.*"])]
 
 
 @pytest.mark.slow
-async def test_gzip_reaches_the_client_only_when_it_asked_and_the_answer_is_the_same(
+async def test_the_backend_answers_plain_and_the_client_gets_gzip_only_when_it_asked(
     nursery: trio.Nursery, infra_prometheus_with_data: LoadedPrometheus
 ) -> None:
     proxy = await start_proxy(nursery, infra_prometheus_with_data.url, access=ACCESS)
-    params = {"query": "up", "time": str(infra_prometheus_with_data.data.end_s)}
+    params = {"query": '{__name__=~"up|http_.*"}', "time": str(infra_prometheus_with_data.data.end_s)}
 
     zipped = await proxy.get("/api/v1/query", params, tenant="team-a", headers={"Accept-Encoding": "gzip"})
     (call,) = proxy.recorder.take()
-    assert call.headers["accept-encoding"] == "gzip"
+    assert call.headers["accept-encoding"] == "identity"
     assert zipped.headers["content-encoding"] == "gzip"
     assert zipped.headers["vary"] == "Accept-Encoding"
     assert int(zipped.headers["content-length"]) < len(zipped.content)  # httpx decoded what came compressed
@@ -104,28 +121,59 @@ async def test_gzip_reaches_the_client_only_when_it_asked_and_the_answer_is_the_
     (call,) = proxy.recorder.take()
     assert call.headers["accept-encoding"] == "identity"
     assert "content-encoding" not in plain.headers
+    assert plain.headers["vary"] == "Accept-Encoding"
     assert int(plain.headers["content-length"]) == len(plain.content)
 
     assert zipped.json() == plain.json()
+    assert len(plain.content) >= COMPRESS_MIN_BYTES
     namespaces = {item["metric"].get("namespace") for item in plain.json()["data"]["result"]}
     assert namespaces == {"team-a"}
 
 
+@pytest.mark.slow
+async def test_backend_compression_asks_the_backend_for_gzip_and_answers_the_same(
+    nursery: trio.Nursery, infra_prometheus_with_data: LoadedPrometheus
+) -> None:
+    params = {"query": '{__name__=~"up|http_.*"}', "time": str(infra_prometheus_with_data.data.end_s)}
+    proxy = await start_proxy(
+        nursery,
+        infra_prometheus_with_data.url,
+        access=ACCESS,
+        config=ProxyConfig(enable_metrics=True, backend_compression=True),
+    )
+    for accept in ("gzip", "identity"):
+        answer = await proxy.get("/api/v1/query", params, tenant="team-a", headers={"Accept-Encoding": accept})
+        (call,) = proxy.recorder.take()
+        assert call.headers["accept-encoding"] == "gzip"
+        assert answer.headers.get("content-encoding") == ("gzip" if accept == "gzip" else None)
+        assert {item["metric"]["namespace"] for item in answer.json()["data"]["result"]} == {"team-a"}
+
+
+async def test_a_small_answer_goes_out_as_it_is(
+    nursery: trio.Nursery, infra_prometheus_with_data: LoadedPrometheus
+) -> None:
+    proxy = await start_proxy(nursery, infra_prometheus_with_data.url, access=ACCESS)
+    answer = await proxy.get(
+        "/api/v1/query", {"query": "up == -1"}, tenant="team-a", headers={"Accept-Encoding": "gzip"}
+    )
+    assert answer.status_code == 200
+    assert len(answer.content) < COMPRESS_MIN_BYTES
+    assert "content-encoding" not in answer.headers
+    assert "vary" not in answer.headers
+
+
+_FOREIGN_POD = "pod-of-team-b-7f9c"
+
+
 async def _lying_backend(stream: trio.SocketStream) -> None:
-    """Answers every request with a gzipped vector holding team-a's and team-b's series."""
+    """Answers every request gzipped, though asked for identity, with team-a's series and one of team-b's."""
     if await read_request_head(stream) is None:
         return
-    document = {
-        "status": "success",
-        "data": {
-            "resultType": "vector",
-            "result": [
-                {"metric": {"__name__": "up", "namespace": "team-a"}, "value": [1, "1"]},
-                {"metric": {"__name__": "up", "namespace": "team-b"}, "value": [1, "1"]},
-            ],
-        },
-    }
-    body = gzip.compress(json.dumps(document).encode())
+    result = [
+        {"metric": {"__name__": "up", "namespace": "team-a", "pod": f"a-{i}"}, "value": [1, "1"]} for i in range(50)
+    ]
+    result.insert(25, {"metric": {"__name__": "up", "namespace": "team-b", "pod": _FOREIGN_POD}, "value": [1, "1"]})
+    body = gzip.compress(json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode())
     head = (
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -135,14 +183,18 @@ async def _lying_backend(stream: trio.SocketStream) -> None:
 
 
 @pytest.mark.slow
-async def test_a_body_the_check_changed_is_never_replaced_by_the_backends_gzip(nursery: trio.Nursery) -> None:
+async def test_the_client_gets_the_checked_body_compressed_never_the_backends_bytes(nursery: trio.Nursery) -> None:
     (listener,) = await nursery.start(functools.partial(trio.serve_tcp, _lying_backend, 0, host="127.0.0.1"))
     port = listener.socket.getsockname()[1]
     proxy = await start_proxy(nursery, f"http://127.0.0.1:{port}", access=ACCESS)
 
-    answer = await proxy.get("/api/v1/query", {"query": "up"}, tenant="team-a", headers={"Accept-Encoding": "gzip"})
+    raw = await proxy.raw(
+        b"GET /api/v1/query?query=up HTTP/1.1\r\nHost: proxy\r\nX-Tenant-Namespace: team-a\r\nAccept-Encoding: gzip"
+    )
 
-    assert answer.status_code == 200
-    assert "content-encoding" not in answer.headers
-    assert [item["metric"]["namespace"] for item in answer.json()["data"]["result"]] == ["team-a"]
+    assert raw.status == 200
+    assert raw.headers["content-encoding"] == "gzip"
+    plain = gzip.decompress(raw.body)
+    assert _FOREIGN_POD.encode() not in plain
+    assert [item["metric"]["namespace"] for item in json.loads(plain)["data"]["result"]] == ["team-a"] * 50
     assert await proxy.violations() == 1
