@@ -222,11 +222,12 @@ class ProxyApp:
     async def _with_disconnect(self, receive: Receive, work: Awaitable[_Answer]) -> _Answer:
         """Run ``work``; cancel it if the client goes away first (starlette's race).
 
-        The outcome (answer or error) is carried out of the nursery, so a ``ProxyError``
-        reaches the caller as itself, not inside an exception group.
+        ``work`` runs in this task, inside the nursery's scope, and only the watcher is a
+        child: one task started per request instead of two. The outcome (answer or error)
+        is carried out of the nursery, so a ``ProxyError`` reaches the caller as itself,
+        not inside an exception group.
         """
-        outcome: list[_Answer | ProxyError] = []
-
+        outcome: _Answer | ProxyError | None = None
         async with trio.open_nursery() as nursery:
 
             async def watch_disconnect() -> None:
@@ -236,20 +237,18 @@ class ProxyApp:
                         nursery.cancel_scope.cancel(reason="client disconnected")
                         return
 
-            async def run() -> None:
-                try:
-                    outcome.append(await work)
-                except ProxyError as error:
-                    outcome.append(error)
-                nursery.cancel_scope.cancel()
-
             nursery.start_soon(watch_disconnect)
-            nursery.start_soon(run)
-        if not outcome:
+            try:
+                outcome = await work
+            except ProxyError as error:
+                outcome = error
+            finally:
+                nursery.cancel_scope.cancel()  # the watcher's job ends with the work
+        if outcome is None:
             return _Answer(_CLIENT_GONE, _JSON, b"")
-        if isinstance(outcome[0], ProxyError):
-            raise outcome[0]
-        return outcome[0]
+        if isinstance(outcome, ProxyError):
+            raise outcome
+        return outcome
 
     def _policy(self, tenant: Tenant) -> AccessPolicy:
         policy = self._tenants.policy_for(tenant.namespace)
@@ -361,11 +360,14 @@ class ProxyApp:
 
     async def _fetch(self, request: BackendRequest, *, fan_out: bool = False) -> BackendResponse:
         """The backend's answer, decoded (gzip on the wire only with ``backend_compression``)."""
-        with trio.move_on_after(self._queue_timeout_s) as queued:
-            await self._limiter.acquire()
-        if queued.cancelled_caught:
-            self._metrics.queue_rejections.inc()
-            raise Unavailable("too many concurrent requests; retry later", retry_after_s=1)
+        try:
+            self._limiter.acquire_nowait()  # a free slot costs no trip through the scheduler
+        except trio.WouldBlock:
+            with trio.move_on_after(self._queue_timeout_s) as queued:
+                await self._limiter.acquire()
+            if queued.cancelled_caught:
+                self._metrics.queue_rejections.inc()
+                raise Unavailable("too many concurrent requests; retry later", retry_after_s=1) from None
         self._metrics.in_flight.inc()
         try:
             with trio.move_on_after(self._backend_timeout_s) as deadline:
