@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -198,3 +199,39 @@ async def test_the_client_gets_the_checked_body_compressed_never_the_backends_by
     assert _FOREIGN_POD.encode() not in plain
     assert [item["metric"]["namespace"] for item in json.loads(plain)["data"]["result"]] == ["team-a"] * 50
     assert await proxy.violations() == 1
+
+
+def _big_backend(series: int) -> Callable[[trio.SocketStream], Awaitable[None]]:
+    """Answers every request, plain, with ``series`` team-a series (about 110 bytes each)."""
+    result = [
+        {"metric": {"__name__": "up", "namespace": "team-a", "pod": f"a-{i:07d}"}, "value": [1, "1"]}
+        for i in range(series)
+    ]
+    body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
+
+    async def serve(stream: trio.SocketStream) -> None:
+        if await read_request_head(stream) is None:
+            return
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        await stream.send_all(head.encode() + body)
+        await stream.aclose()
+
+    return serve
+
+
+@pytest.mark.slow
+async def test_an_answer_of_megabytes_is_compressed_off_the_event_loop_and_arrives_whole(
+    nursery: trio.Nursery,
+) -> None:
+    (listener,) = await nursery.start(functools.partial(trio.serve_tcp, _big_backend(30_000), 0, host="127.0.0.1"))
+    proxy = await start_proxy(nursery, f"http://127.0.0.1:{listener.socket.getsockname()[1]}", access=ACCESS)
+
+    raw = await proxy.raw(
+        b"GET /api/v1/query?query=up HTTP/1.1\r\nHost: proxy\r\nX-Tenant-Namespace: team-a\r\nAccept-Encoding: gzip"
+    )
+
+    assert raw.status == 200
+    assert raw.headers["content-encoding"] == "gzip"
+    plain = gzip.decompress(raw.body)
+    assert len(plain) > 2 << 20  # past the size that moves compression to a worker thread
+    assert len(json.loads(plain)["data"]["result"]) == 30_000
