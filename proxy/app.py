@@ -179,7 +179,7 @@ class ProxyApp:
         if method == "HEAD":
             answer.body = b""
         if answer.status != _CLIENT_GONE:
-            await _respond(send, answer, gzip=accepts_gzip(_header(scope, b"accept-encoding")))
+            await _respond(send, answer, gzip=accepts_gzip(_joined_header(scope, b"accept-encoding")))
         elapsed = time.perf_counter() - started
         self._metrics.requests.labels(method, template, str(answer.status)).inc()
         self._metrics.duration.labels(method, template).observe(elapsed)
@@ -440,6 +440,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _joined_header(scope: Scope, name: bytes) -> str | None:
+    """Every value of a list-valued header, comma-joined (RFC 9110 §5.3); None when absent."""
+    values = [value.decode("latin-1") for key, value in scope.get("headers", []) if key.lower() == name]
+    return ", ".join(values) if values else None
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -235,3 +235,18 @@ async def test_an_answer_of_megabytes_is_compressed_off_the_event_loop_and_arriv
     plain = gzip.decompress(raw.body)
     assert len(plain) > 2 << 20  # past the size that moves compression to a worker thread
     assert len(json.loads(plain)["data"]["result"]) == 30_000
+
+
+@pytest.mark.slow
+async def test_accept_encoding_given_in_two_header_lines_counts_as_one_list(nursery: trio.Nursery) -> None:
+    (listener,) = await nursery.start(functools.partial(trio.serve_tcp, _big_backend(100), 0, host="127.0.0.1"))
+    proxy = await start_proxy(nursery, f"http://127.0.0.1:{listener.socket.getsockname()[1]}", access=ACCESS)
+
+    raw = await proxy.raw(
+        b"GET /api/v1/query?query=up HTTP/1.1\r\nHost: proxy\r\nX-Tenant-Namespace: team-a\r\n"
+        b"Accept-Encoding: br\r\nAccept-Encoding: gzip"
+    )
+
+    assert raw.status == 200
+    assert raw.headers["content-encoding"] == "gzip"
+    assert len(json.loads(gzip.decompress(raw.body))["data"]["result"]) == 100
