@@ -48,9 +48,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "proxy" / "e2e"))
 
-from realservers import Dataset, MetricType, Sample, Series, ServerProcess, start_prometheus_with_data  # noqa: E402
+from realservers import (  # noqa: E402
+    Dataset,
+    MetricType,
+    MtproxyProcess,
+    Sample,
+    Series,
+    ServerProcess,
+    start_prometheus_with_data,
+)
 from realservers.victoriametrics import victoriametrics, vmauth, wait_for_result  # noqa: E402
-from service import MtproxyCommand, service_config  # noqa: E402
+from service import service_config  # noqa: E402
 from tenancy import write_tenant_files  # noqa: E402
 
 TEAM_A_SERIES = 1_000
@@ -110,7 +118,7 @@ def import_into_victoriametrics(server: ServerProcess, dataset: Dataset) -> None
         raise RuntimeError(f"VictoriaMetrics holds {loaded} series, expected {len(dataset.series)}")
 
 
-def pid_of(server: ServerProcess | MtproxyCommand) -> int:
+def pid_of(server: ServerProcess | MtproxyProcess) -> int:
     pid = server.pid
     assert pid is not None, f"{server} is not running"
     return pid
@@ -266,8 +274,8 @@ def proxy_config(workdir: Path, backend: str, auth: Mapping[str, Any]) -> dict[s
     return config
 
 
-def start_proxy(workdir: Path, config: Mapping[str, Any], *, profile: str | None) -> MtproxyCommand:
-    command = MtproxyCommand(workdir, config, log_level="warning")
+def start_proxy(workdir: Path, config: Mapping[str, Any], *, profile: str | None) -> MtproxyProcess:
+    command = MtproxyProcess(workdir.name, workdir, config, log_level="warning")
     if profile:
         command.argv_prefix = [sys.executable, "-P", "-m", "cProfile", "-o", profile, "-m", "mtproxy.cmd.main"]
     return command.start()

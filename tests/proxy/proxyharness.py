@@ -30,23 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import promql_parser
 import trio
-from promql_parser import (
-    AggregateExpr,
-    BinaryExpr,
-    Call,
-    Expr,
-    MatrixSelector,
-    NumberLiteral,
-    ParenExpr,
-    StringLiteral,
-    SubqueryExpr,
-    UnaryExpr,
-    VectorSelector,
-)
 
-from mtproxy.api import GuardrailsConfig, LabelMatcher, MatchOp, MetricAccessSchema, ProxyConfig, parse_selector
+from mtproxy.api import GuardrailsConfig, LabelMatcher, MetricAccessSchema, ProxyConfig, parse_selector
 from mtproxy.proxy import AccessPolicy
 from mtproxy.proxy.app import ProxyApp
 from mtproxy.proxy.auth import HeaderAuthenticator
@@ -58,6 +44,8 @@ from mtproxy.proxy.promql_parity import parse_promql
 from mtproxy.proxy.server import HTTPServer
 from mtproxy.proxy.tenants import TenantPolicies
 from mtproxy.reconcilers.tenants import desired_policy
+
+from .enforce_checks import selectors_of
 
 __all__ = [
     "TENANT_HEADER",
@@ -71,7 +59,6 @@ __all__ = [
     "metric_access",
     "open_proxy",
     "selector_matches",
-    "selectors_in_query",
     "start_proxy",
 ]
 
@@ -431,51 +418,6 @@ async def open_proxy(
 
 # -- checking what the backend received ------------------------------------------------------
 
-_LIBRARY_OPS = (
-    (promql_parser.MatchOp.Equal, MatchOp.EQUAL),
-    (promql_parser.MatchOp.NotEqual, MatchOp.NOT_EQUAL),
-    (promql_parser.MatchOp.Re, MatchOp.REGEX),
-    (promql_parser.MatchOp.NotRe, MatchOp.NOT_REGEX),
-)
-
-
-def _selector_matchers(selector: VectorSelector) -> tuple[LabelMatcher, ...]:
-    out = []
-    if selector.name:
-        out.append(LabelMatcher(name="__name__", op=MatchOp.EQUAL, value=selector.name))
-    for matcher in selector.matchers.matchers:
-        op = next((ours for theirs, ours in _LIBRARY_OPS if matcher.op == theirs), None)
-        if op is None:
-            raise AssertionError(f"unknown matcher operator {matcher.op!r}")
-        out.append(LabelMatcher(name=matcher.name, op=op, value=matcher.value))
-    return tuple(out)
-
-
-def selectors_in_query(query: str) -> list[tuple[LabelMatcher, ...]]:
-    """The matchers of every vector selector of a PromQL query, matrix selectors included."""
-    found: list[tuple[LabelMatcher, ...]] = []
-    pending: list[Expr] = [parse_promql(query)]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, VectorSelector):
-            found.append(_selector_matchers(node))
-        elif isinstance(node, MatrixSelector):
-            found.append(_selector_matchers(node.vector_selector))
-        elif isinstance(node, SubqueryExpr | UnaryExpr | ParenExpr):
-            pending.append(node.expr)
-        elif isinstance(node, Call):
-            pending.extend(a for a in node.args if isinstance(a, Expr))
-        elif isinstance(node, AggregateExpr):
-            pending.append(node.expr)
-            if isinstance(node.param, Expr):
-                pending.append(node.param)
-        elif isinstance(node, BinaryExpr):
-            pending.extend((node.lhs, node.rhs))
-        elif not isinstance(node, NumberLiteral | StringLiteral):
-            raise AssertionError(f"unknown node {type(node).__name__} in {query!r}")
-    return found
-
-
 def label_universe(label_sets: Iterable[Mapping[str, str]], namespaces: Sequence[str]) -> list[dict[str, str]]:
     """The given label sets, each also moved to every other namespace and with no namespace at all.
 
@@ -509,7 +451,7 @@ def enforcement_problems(
         selectors: list[tuple[str, tuple[LabelMatcher, ...]]] = []
         for query in call.values("query"):
             try:
-                selectors.extend((query, s) for s in selectors_in_query(query))
+                selectors.extend((query, s) for s in selectors_of(parse_promql(query)))
             except Exception as exc:  # the backend got something we cannot read back
                 problems.append(f"{call.path}: unparsable query {query!r}: {exc}")
         for match in call.values("match[]"):

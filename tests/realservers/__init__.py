@@ -1,13 +1,15 @@
 """Real servers for the tests: Prometheus, Pushgateway, VictoriaMetrics and vmauth.
 
 Each server is a child process on a free 127.0.0.1 port with its own temporary directory
-(:mod:`realservers.processes`). :mod:`realservers.testdata` builds the deterministic
+(:mod:`realservers.processes`); the ``mtproxy`` command runs the same way
+(:mod:`realservers.mtproxy`). :mod:`realservers.testdata` builds the deterministic
 multi-namespace data set and :mod:`realservers.backfill` loads it into a Prometheus with
 ``promtool``. The fixtures built on these live in ``tests/conftest.py``.
 """
 
 from realservers.backfill import LoadedPrometheus as LoadedPrometheus
 from realservers.backfill import start_prometheus_with_data as start_prometheus_with_data
+from realservers.mtproxy import MtproxyProcess as MtproxyProcess
 from realservers.ports import free_port as free_port
 from realservers.processes import BasicAuth as BasicAuth
 from realservers.processes import ServerNotReadyError as ServerNotReadyError
@@ -32,6 +34,7 @@ __all__ = [
     "InfrastructurePrometheusFactory",
     "LoadedPrometheus",
     "MetricType",
+    "MtproxyProcess",
     "Sample",
     "ScrapeTarget",
     "Series",

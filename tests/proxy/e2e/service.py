@@ -7,27 +7,19 @@ an operator's file (``parse_config``), so a key the service does not know fails 
 
 :func:`start_service` runs the composition root (``run_service``) in the caller's nursery on
 a free loopback port and returns once ``/-/ready`` answers 200; ``RunningService.stop``
-cancels it. :class:`MtproxyCommand` runs ``mtproxy --config FILE --port N`` as a child process
-instead, for the load test and the bench: a separate process has its own RSS to measure and
-its own CPU to spend, as in production.
+cancels it. The load test and the bench run the command as a child process instead
+(``realservers.MtproxyProcess``).
 
 Absolute imports only: ``bench/bench_proxy.py`` imports this module too.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import trio
@@ -36,11 +28,7 @@ from realservers import free_port
 from mtproxy.api import parse_config
 from mtproxy.cmd.service import ServiceOptions, run_service
 
-__all__ = ["MtproxyCommand", "RunningService", "service_config", "start_service", "wait_ready"]
-
-MTPROXY_BINARY = Path(sys.executable).parent / "mtproxy"
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-_running: set[MtproxyCommand] = set()
+__all__ = ["RunningService", "service_config", "start_service", "wait_ready"]
 
 
 def service_config(
@@ -113,103 +101,3 @@ async def start_service(nursery: trio.Nursery, config: Mapping[str, Any], *, kub
     return RunningService(
         url=url, scope=scope, stopped=stopped, tenants_dir=Path(loaded.config.tenants.files_directory)
     )
-
-
-class MtproxyCommand:
-    """``mtproxy --config FILE --port N`` as a child process logging to ``workdir/mtproxy.log``."""
-
-    def __init__(self, workdir: Path, config: Mapping[str, Any], *, log_level: str = "warning") -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.workdir = workdir
-        self.config_path = workdir / "config.yaml"
-        self.config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        self.log_path = workdir / "mtproxy.log"
-        self.port = free_port()
-        self.argv_prefix: list[str] = [str(MTPROXY_BINARY)]
-        """The command before its flags; e.g. ``python -m cProfile -o FILE -m mtproxy.cmd.main``."""
-        self._log_level = log_level
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
-
-    def start(self, *, timeout_s: float = 30.0) -> MtproxyCommand:
-        """Start and wait for ``/-/ready``.
-
-        Raises:
-            RuntimeError: it exited or did not become ready; the message has the log's tail.
-        """
-        self._log = self.log_path.open("ab")
-        self._process = subprocess.Popen(
-            [
-                *self.argv_prefix,
-                "--config",
-                str(self.config_path),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                self._log_level,
-            ],
-            cwd=self.workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        _running.add(self)
-        deadline = time.monotonic() + timeout_s
-        while not self._ready():
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"mtproxy did not become ready:\n{self.log_tail()}")
-            time.sleep(0.05)
-        return self
-
-    def _ready(self) -> bool:
-        try:
-            with _OPENER.open(f"{self.url}/-/ready", timeout=2.0) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-
-    def log_tail(self, nbytes: int = 4096) -> str:
-        return self.log_path.read_bytes()[-nbytes:].decode("utf-8", "replace") if self.log_path.exists() else ""
-
-    def memory_kib(self) -> dict[str, int]:
-        """``VmRSS`` and ``VmHWM`` (peak RSS) of the process, in KiB."""
-        out: dict[str, int] = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0])
-        return out
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 15 s."""
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        _running.discard(self)
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for command in list(_running):
-        if command._process is not None and command._process.poll() is None:
-            command._process.kill()

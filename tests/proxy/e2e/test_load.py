@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from realservers import LoadedPrometheus
+from realservers import LoadedPrometheus, MtproxyProcess
 
-from .service import MtproxyCommand, service_config
+from .service import service_config
 from .tenancy import visible_series, write_tenant_files
 
 pytestmark = pytest.mark.slow
@@ -34,19 +34,19 @@ HEALTH_DEADLINE_S = 5.0
 
 
 @pytest.fixture
-def mtproxy(tmp_path: Path, infra_prometheus_with_data: LoadedPrometheus) -> Iterator[MtproxyCommand]:
+def mtproxy(tmp_path: Path, infra_prometheus_with_data: LoadedPrometheus) -> Iterator[MtproxyProcess]:
     config = service_config(
         targets=[infra_prometheus_with_data.url],
         tenants_dir=write_tenant_files(tmp_path / "tenants"),
         proxy={"max_concurrent_requests": MAX_CONCURRENT, "queue_timeout": "500ms"},
     )
-    command = MtproxyCommand(tmp_path / "mtproxy", config).start()
+    command = MtproxyProcess("mtproxy", tmp_path / "mtproxy", config, log_level="warning").start()
     yield command
     command.stop()
 
 
 async def test_overload_answers_every_request_with_data_or_retry_after(
-    mtproxy: MtproxyCommand, infra_prometheus_with_data: LoadedPrometheus
+    mtproxy: MtproxyProcess, infra_prometheus_with_data: LoadedPrometheus
 ) -> None:
     data = infra_prometheus_with_data.data
     expected = len([s for s in visible_series(data.live_at(data.end_ms), "team-a") if s.name == "up"])

@@ -34,9 +34,8 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from realservers import ScrapeTarget, ServerProcess, ServerSet, free_port, wait_for_result
+from realservers import MtproxyProcess, ScrapeTarget, ServerProcess, ServerSet, free_port, wait_for_result
 
-from .mtproxy_cli import MtproxyProcess
 from .promread import SampleDiff, compare_samples, instant_series, metric_total, newest_timestamp_s, raw_samples
 from .source import SourceDriver
 

@@ -1,7 +1,8 @@
 """The ``mtproxy --config FILE --port N`` command as a child process, with its JSON log.
 
-The end-to-end tests drive the real command line, not ``run_service`` in-process, so a
-SIGKILL is a real crash and the config file is read the way an operator's is. Each start
+The end-to-end tests, the load test and the benchmarks drive the real command line, not
+``run_service`` in-process: a SIGKILL is a real crash, the config file is read the way an
+operator's is, and the process has its own RSS to measure and its own CPU to spend. Each start
 logs to its own file (``run-<n>.log``) and :meth:`MtproxyProcess.records` reads every run's
 JSON lines back, so a test can count what the forwarder logged across a restart.
 
@@ -26,7 +27,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import trio
-from realservers import free_port
+
+from realservers.ports import free_port
 
 __all__ = ["MTPROXY_BINARY", "MtproxyProcess"]
 
@@ -45,6 +47,9 @@ class MtproxyProcess:
         workdir: Holds ``config.yaml`` and the ``run-<n>.log`` files.
         config: The config document (written as JSON, which is YAML).
         log_level: ``--log-level``; ``debug`` shows every retry of a send.
+
+    ``argv_prefix`` is the command before its flags, e.g. ``python -m cProfile -o FILE -m
+    mtproxy.cmd.main`` to profile a run.
     """
 
     def __init__(self, name: str, workdir: Path, config: Mapping[str, Any], *, log_level: str = "info") -> None:
@@ -54,6 +59,7 @@ class MtproxyProcess:
         self.config_path = workdir / "config.yaml"
         self.config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         self.port = free_port()
+        self.argv_prefix: list[str] = [str(MTPROXY_BINARY)]
         self._log_level = log_level
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
@@ -65,6 +71,11 @@ class MtproxyProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, f"{self.name} is not running"
+        return self._process.pid
 
     @property
     def running(self) -> bool:
@@ -95,7 +106,7 @@ class MtproxyProcess:
             return ""
         return paths[-1].read_bytes()[-nbytes:].decode("utf-8", "replace")
 
-    def start(self, *, jobs: Iterable[str] = (), timeout_s: float = 30.0) -> None:
+    def start(self, *, jobs: Iterable[str] = (), timeout_s: float = 30.0) -> MtproxyProcess:
         """Start, then wait for readiness and for each of ``jobs`` (``namespace/name``) to start.
 
         Raises:
@@ -107,9 +118,11 @@ class MtproxyProcess:
         self._log_file = (self.workdir / f"run-{self.runs}.log").open("ab")
         self._process = subprocess.Popen(
             [
-                str(MTPROXY_BINARY),
+                *self.argv_prefix,
                 "--config",
                 str(self.config_path),
+                "--host",
+                "127.0.0.1",
                 "--port",
                 str(self.port),
                 "--log-level",
@@ -132,7 +145,7 @@ class MtproxyProcess:
                 if r["_run"] == f"run-{self.runs}" and r.get("msg") == "remote write job started"
             }
             if wanted <= started and self._ready():
-                return
+                return self
             if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(
@@ -147,6 +160,15 @@ class MtproxyProcess:
                 return bool(response.status == 200)
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False
+
+    def memory_kib(self) -> dict[str, int]:
+        """``VmRSS`` and ``VmHWM`` (peak RSS) of the process, in KiB."""
+        out: dict[str, int] = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+        return out
 
     def kill(self) -> None:
         """SIGKILL, as a crash or an OOM kill would."""
