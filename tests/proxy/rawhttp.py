@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
 import trio
 
-__all__ = ["read_request_head"]
+__all__ = ["Handler", "answering", "read_request_head", "serve_on_loopback"]
+
+Handler = Callable[[trio.SocketStream], Awaitable[None]]
 
 
 async def read_request_head(stream: trio.SocketStream) -> bytes | None:
@@ -16,3 +21,26 @@ async def read_request_head(stream: trio.SocketStream) -> bytes | None:
             return None
         received += chunk
     return received
+
+
+def answering(status: int, body: bytes, *, encoding: str | None = None) -> Handler:
+    """A handler answering each connection's first request with ``status`` and a JSON ``body``, then closing."""
+    extra = f"Content-Encoding: {encoding}\r\n" if encoding else ""
+    head = (
+        f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{extra}"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+    async def serve(stream: trio.SocketStream) -> None:
+        if await read_request_head(stream) is None:
+            return
+        await stream.send_all(head + body)
+        await stream.aclose()
+
+    return serve
+
+
+async def serve_on_loopback(nursery: trio.Nursery, handler: Handler) -> str:
+    """Serve ``handler`` on a free 127.0.0.1 port until ``nursery`` ends; the base URL."""
+    (listener,) = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    return f"http://127.0.0.1:{listener.socket.getsockname()[1]}"

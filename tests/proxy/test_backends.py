@@ -6,10 +6,8 @@ a 503 of an overloaded server, a corrupt gzip body, and a healthy 200.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import json
-from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -19,33 +17,13 @@ from mtproxy.proxy.backends import BackendPool
 from mtproxy.proxy.errors import BackendError
 from mtproxy.proxy.outcomes import BackendRequest
 
-from .rawhttp import read_request_head
+from .rawhttp import answering, serve_on_loopback
 
 QUERY = BackendRequest(method="GET", path="/api/v1/query", params=(("query", "up"),))
 OK_BODY = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}).encode()
 TIMEOUT_BODY = json.dumps(
     {"status": "error", "errorType": "timeout", "error": "query timed out in expression evaluation"}
 ).encode()
-
-
-def _answer(status: int, body: bytes, *, encoding: str | None = None) -> Callable[[trio.SocketStream], Awaitable[None]]:
-    async def serve(stream: trio.SocketStream) -> None:
-        if await read_request_head(stream) is None:
-            return
-        extra = f"Content-Encoding: {encoding}\r\n" if encoding else ""
-        head = (
-            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{extra}"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        )
-        await stream.send_all(head.encode() + body)
-        await stream.aclose()
-
-    return serve
-
-
-async def _server(nursery: trio.Nursery, handler: Callable[[trio.SocketStream], Awaitable[None]]) -> str:
-    (listener,) = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
-    return f"http://127.0.0.1:{listener.socket.getsockname()[1]}"
 
 
 @pytest.fixture
@@ -57,8 +35,8 @@ async def http() -> httpx.AsyncBaseTransport:
 async def test_a_query_timeout_is_answered_as_it_is_and_counts_against_no_backend(
     nursery: trio.Nursery, http: httpx.AsyncBaseTransport
 ) -> None:
-    timing_out = await _server(nursery, _answer(503, TIMEOUT_BODY))
-    healthy = await _server(nursery, _answer(200, OK_BODY))
+    timing_out = await serve_on_loopback(nursery, answering(503, TIMEOUT_BODY))
+    healthy = await serve_on_loopback(nursery, answering(200, OK_BODY))
     pool = BackendPool(http, unhealthy_threshold=2)
     pool.set_targets([timing_out, healthy])
     statuses = [(await pool.send(QUERY)).status for _ in range(6)]
@@ -70,8 +48,8 @@ async def test_a_query_timeout_is_answered_as_it_is_and_counts_against_no_backen
 async def test_an_overloaded_backend_fails_over_and_turns_unhealthy(
     nursery: trio.Nursery, http: httpx.AsyncBaseTransport
 ) -> None:
-    overloaded = await _server(nursery, _answer(503, b"Service Unavailable"))
-    healthy = await _server(nursery, _answer(200, OK_BODY))
+    overloaded = await serve_on_loopback(nursery, answering(503, b"Service Unavailable"))
+    healthy = await serve_on_loopback(nursery, answering(200, OK_BODY))
     pool = BackendPool(http, unhealthy_threshold=2)
     pool.set_targets([overloaded, healthy])
     statuses = [(await pool.send(QUERY)).status for _ in range(4)]
@@ -82,7 +60,7 @@ async def test_an_overloaded_backend_fails_over_and_turns_unhealthy(
 async def test_an_unreadable_answer_is_a_named_502_not_a_health_failure(
     nursery: trio.Nursery, http: httpx.AsyncBaseTransport
 ) -> None:
-    corrupt = await _server(nursery, _answer(200, gzip.compress(OK_BODY)[:-12], encoding="gzip"))
+    corrupt = await serve_on_loopback(nursery, answering(200, gzip.compress(OK_BODY)[:-12], encoding="gzip"))
     pool = BackendPool(http, unhealthy_threshold=1)
     pool.set_targets([corrupt])
     for _ in range(3):

@@ -8,14 +8,12 @@ concurrency slot came back.
 
 from __future__ import annotations
 
-import functools
-
 import trio
 
 from mtproxy.api import ProxyConfig
 
 from .proxyharness import metric_access, start_proxy
-from .rawhttp import read_request_head
+from .rawhttp import read_request_head, serve_on_loopback
 
 ACCESS = [metric_access("team-a", "app", ["up"])]
 QUERY = b"GET /api/v1/query?query=up HTTP/1.1\r\nHost: proxy\r\nX-Tenant-Namespace: team-a\r\n\r\n"
@@ -49,11 +47,9 @@ class HangingBackend:
 
 async def test_a_client_that_leaves_cancels_the_backend_call_and_frees_its_slot(nursery: trio.Nursery) -> None:
     backend = HangingBackend()
-    (listener,) = await nursery.start(functools.partial(trio.serve_tcp, backend, 0, host="127.0.0.1"))
-    port = listener.socket.getsockname()[1]
     proxy = await start_proxy(
         nursery,
-        f"http://127.0.0.1:{port}",
+        await serve_on_loopback(nursery, backend),
         access=ACCESS,
         config=ProxyConfig(enable_metrics=True, max_concurrent_requests=1, queue_timeout="1s"),
     )

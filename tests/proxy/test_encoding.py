@@ -8,10 +8,8 @@ gets is the checked one, compressed by the proxy, never the backend's bytes.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import json
-from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -24,7 +22,7 @@ from mtproxy.proxy.encoding import COMPRESS_MIN_BYTES, BodyDecoder, accepts_gzip
 from mtproxy.proxy.errors import BackendError
 
 from .proxyharness import metric_access, start_proxy
-from .rawhttp import read_request_head
+from .rawhttp import Handler, answering, serve_on_loopback
 
 
 @pytest.mark.parametrize(
@@ -166,28 +164,19 @@ async def test_a_small_answer_goes_out_as_it_is(
 _FOREIGN_POD = "pod-of-team-b-7f9c"
 
 
-async def _lying_backend(stream: trio.SocketStream) -> None:
-    """Answers every request gzipped, though asked for identity, with team-a's series and one of team-b's."""
-    if await read_request_head(stream) is None:
-        return
+def _lying_backend() -> Handler:
+    """Answers gzipped, though asked for identity, with team-a's series and one of team-b's."""
     result = [
         {"metric": {"__name__": "up", "namespace": "team-a", "pod": f"a-{i}"}, "value": [1, "1"]} for i in range(50)
     ]
     result.insert(25, {"metric": {"__name__": "up", "namespace": "team-b", "pod": _FOREIGN_POD}, "value": [1, "1"]})
-    body = gzip.compress(json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode())
-    head = (
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    await stream.send_all(head.encode() + body)
-    await stream.aclose()
+    body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
+    return answering(200, gzip.compress(body), encoding="gzip")
 
 
 @pytest.mark.slow
 async def test_the_client_gets_the_checked_body_compressed_never_the_backends_bytes(nursery: trio.Nursery) -> None:
-    (listener,) = await nursery.start(functools.partial(trio.serve_tcp, _lying_backend, 0, host="127.0.0.1"))
-    port = listener.socket.getsockname()[1]
-    proxy = await start_proxy(nursery, f"http://127.0.0.1:{port}", access=ACCESS)
+    proxy = await start_proxy(nursery, await serve_on_loopback(nursery, _lying_backend()), access=ACCESS)
 
     raw = await proxy.raw(
         b"GET /api/v1/query?query=up HTTP/1.1\r\nHost: proxy\r\nX-Tenant-Namespace: team-a\r\nAccept-Encoding: gzip"
@@ -201,30 +190,22 @@ async def test_the_client_gets_the_checked_body_compressed_never_the_backends_by
     assert await proxy.violations() == 1
 
 
-def _big_backend(series: int) -> Callable[[trio.SocketStream], Awaitable[None]]:
-    """Answers every request, plain, with ``series`` team-a series (about 110 bytes each)."""
+def _big_backend(series: int) -> Handler:
+    """Answers plain with ``series`` team-a series (about 110 bytes each)."""
     result = [
         {"metric": {"__name__": "up", "namespace": "team-a", "pod": f"a-{i:07d}"}, "value": [1, "1"]}
         for i in range(series)
     ]
-    body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
-
-    async def serve(stream: trio.SocketStream) -> None:
-        if await read_request_head(stream) is None:
-            return
-        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        await stream.send_all(head.encode() + body)
-        await stream.aclose()
-
-    return serve
+    return answering(
+        200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
+    )
 
 
 @pytest.mark.slow
 async def test_an_answer_of_megabytes_is_compressed_off_the_event_loop_and_arrives_whole(
     nursery: trio.Nursery,
 ) -> None:
-    (listener,) = await nursery.start(functools.partial(trio.serve_tcp, _big_backend(30_000), 0, host="127.0.0.1"))
-    proxy = await start_proxy(nursery, f"http://127.0.0.1:{listener.socket.getsockname()[1]}", access=ACCESS)
+    proxy = await start_proxy(nursery, await serve_on_loopback(nursery, _big_backend(30_000)), access=ACCESS)
 
     raw = await proxy.raw(
         b"GET /api/v1/query?query=up HTTP/1.1\r\nHost: proxy\r\nX-Tenant-Namespace: team-a\r\nAccept-Encoding: gzip"
@@ -239,8 +220,7 @@ async def test_an_answer_of_megabytes_is_compressed_off_the_event_loop_and_arriv
 
 @pytest.mark.slow
 async def test_accept_encoding_given_in_two_header_lines_counts_as_one_list(nursery: trio.Nursery) -> None:
-    (listener,) = await nursery.start(functools.partial(trio.serve_tcp, _big_backend(100), 0, host="127.0.0.1"))
-    proxy = await start_proxy(nursery, f"http://127.0.0.1:{listener.socket.getsockname()[1]}", access=ACCESS)
+    proxy = await start_proxy(nursery, await serve_on_loopback(nursery, _big_backend(100)), access=ACCESS)
 
     raw = await proxy.raw(
         b"GET /api/v1/query?query=up HTTP/1.1\r\nHost: proxy\r\nX-Tenant-Namespace: team-a\r\n"
