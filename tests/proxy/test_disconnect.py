@@ -13,7 +13,7 @@ import trio
 from mtproxy.api import ProxyConfig
 
 from .proxyharness import metric_access, start_proxy
-from .rawhttp import read_request_head, serve_on_loopback
+from .rawhttp import read_request, serve_on_loopback
 
 ACCESS = [metric_access("team-a", "app", ["up"])]
 QUERY = b"GET /api/v1/query?query=up HTTP/1.1\r\nHost: proxy\r\nX-Tenant-Namespace: team-a\r\n\r\n"
@@ -29,7 +29,7 @@ class HangingBackend:
         self.requests = 0
 
     async def __call__(self, stream: trio.SocketStream) -> None:
-        while await read_request_head(stream) is not None:
+        while await read_request(stream) is not None:
             self.requests += 1
             if self.requests > 1:
                 head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(OK)}\r\n\r\n"

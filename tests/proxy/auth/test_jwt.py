@@ -30,7 +30,7 @@ from mtproxy.proxy.auth.base import AuthRequest, Tenant
 from mtproxy.proxy.auth.jwt import JWKSFile, JWKSUrl, JWTAuthenticator, SharedSecret, parse_jwks
 from mtproxy.proxy.errors import BadRequest, Forbidden, Unauthenticated, Unavailable
 
-from ..rawhttp import read_request_head
+from ..rawhttp import read_request
 
 RequestFactory = Callable[..., AuthRequest]
 
@@ -341,7 +341,7 @@ class JWKSServer:
         return f"http://127.0.0.1:{self.port}/.well-known/jwks.json"
 
     async def serve(self, stream: trio.SocketStream) -> None:
-        if await read_request_head(stream) is None:
+        if await read_request(stream) is None:
             return
         self.hits += 1
         body = json.dumps(self.document).encode() if self.status == 200 else b"upstream error"
