@@ -7,6 +7,7 @@ what they started when the test ends. The machinery lives in :mod:`realservers`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +22,17 @@ from realservers import (
     build_dataset,
     start_prometheus_with_data,
 )
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Undo a test's ``configure_logging`` (via ``main``): its handler writes to this test's captured
+    stderr, which pytest closes afterwards, so later tests' log records would fail to print."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
