@@ -401,10 +401,9 @@ class ProxyApp:
             if not bodies:
                 raise BackendError("no backend answered")
             return 200, "text/plain; version=0.0.4; charset=utf-8", merge_text_answers(bodies)
-        if request.path == "/api/v1/labels":
-            status, body = merge_json_answers(answers, replica_labels=replicas, strings="label_names")
-        else:
-            status, body = merge_json_answers(answers, replica_labels=replicas)
+        status, body = merge_json_answers(
+            answers, replica_labels=replicas, strings="label_names" if request.path == "/api/v1/labels" else "values"
+        )
         return status, _JSON, body
 
 

@@ -79,9 +79,8 @@ class BodyDecoder:
         coding = (content_encoding or "").strip().lower()
         if coding not in ("", "identity", "gzip", "x-gzip"):
             raise BackendError(f"backend answered with content encoding {coding!r}, which the proxy did not ask for")
-        self.gzipped = coding in ("gzip", "x-gzip")
-        """Whether the body comes gzip-encoded."""
-        self._decoder = isal_zlib.decompressobj(wbits=_GZIP_WBITS) if self.gzipped else None
+        gzipped = coding in ("gzip", "x-gzip")
+        self._decoder = isal_zlib.decompressobj(wbits=_GZIP_WBITS) if gzipped else None
         self._parts: list[bytes] = []
         self._size = 0
         self._max_bytes = max_bytes
