@@ -64,26 +64,37 @@ class _Memo(Generic[V]):
         self._entries: OrderedDict[tuple[int, int], _Pending[V]] = OrderedDict()
 
     async def get(self, key: tuple[int, int], compute: Callable[[], Awaitable[V]]) -> V:
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = _Pending(done=trio.Event())
-            self._entries[key] = entry
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-            try:
-                entry.value = await compute()
-            except BaseException as exc:
-                entry.error = exc
-                self._entries.pop(key, None)
-                raise
-            finally:
-                entry.done.set()
-        else:
-            await entry.done.wait()
-        if entry.error is not None:
-            raise entry.error
-        assert entry.value is not None
-        return entry.value
+        """The value of ``key``: computed here, or by the task already computing it.
+
+        A failure of the computing task is shared with its waiters only when it is an
+        ``Exception`` (the read failed, which is the waiters' failure too). A cancellation
+        belongs to the task it cancelled: its waiters compute the value themselves rather
+        than re-raise a ``Cancelled`` that would unwind a task nobody cancelled.
+        """
+        while True:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = _Pending(done=trio.Event())
+                self._entries[key] = entry
+                while len(self._entries) > self._size:
+                    self._entries.popitem(last=False)
+                try:
+                    entry.value = await compute()
+                except BaseException as exc:
+                    entry.error = exc
+                    if self._entries.get(key) is entry:
+                        del self._entries[key]
+                    raise
+                finally:
+                    entry.done.set()
+            else:
+                await entry.done.wait()
+            if entry.error is None:
+                assert entry.value is not None
+                return entry.value
+            if isinstance(entry.error, Exception):
+                raise entry.error
+            # the computing task was cancelled (or is exiting): try again as the computer
 
 
 class JobReads:
