@@ -183,8 +183,10 @@ class ProxyApp:
         elapsed = time.perf_counter() - started
         self._metrics.requests.labels(method, template, str(answer.status)).inc()
         self._metrics.duration.labels(method, template).observe(elapsed)
-        if tenant_name:
+        if tenant_name and self._tenants.policy_for(tenant_name) is not None:
             self._metrics.tenant_requests.labels(tenant_name, str(answer.status)).inc()
+        elif tenant_name:
+            self._metrics.unknown_tenant_requests.inc()
         if self._config.enable_request_logging:
             logger.info(
                 "request served",

@@ -6,6 +6,11 @@ the original's raw path), ``prometheus_proxy_request_duration_seconds``,
 ``prometheus_proxy_backend_requests_total{backend,status}``,
 ``prometheus_proxy_targets_discovered``, ``prometheus_proxy_tenants_active``; plus
 cache, authentication, enforcement and per-tenant counters.
+
+Per-tenant series carry only namespaces that have a policy: a name comes from the client
+(a header in ``auth.type: none``), so labelling every name would let any client add series
+and would list every namespace that was ever tried. Requests of other namespaces are
+counted in one unlabelled counter.
 """
 
 from __future__ import annotations
@@ -38,7 +43,15 @@ class ProxyMetrics:
         self.healthy_targets = Gauge("prometheus_proxy_targets_healthy", "Backends healthy.", registry=r)
         self.tenants = Gauge("prometheus_proxy_tenants_active", "Namespaces with a policy.", registry=r)
         self.tenant_requests = Counter(
-            "prometheus_proxy_tenant_requests_total", "Requests per tenant.", ["tenant", "status"], registry=r
+            "prometheus_proxy_tenant_requests_total",
+            "Requests per tenant with a policy.",
+            ["tenant", "status"],
+            registry=r,
+        )
+        self.unknown_tenant_requests = Counter(
+            "prometheus_proxy_unknown_tenant_requests_total",
+            "Requests from namespaces without a policy (one unlabelled series, so no client adds series).",
+            registry=r,
         )
         self.auth_failures = Counter(
             "prometheus_proxy_auth_failures_total", "Requests refused by authentication.", ["reason"], registry=r
