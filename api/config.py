@@ -110,11 +110,19 @@ class ProxyConfig:
     enable_request_logging: bool = False
     enable_debug_endpoints: bool = True
     max_concurrent_requests: int = 100
+    max_concurrent_requests_per_tenant: int | None = None
+    """One tenant's share of ``max_concurrent_requests``; None: a quarter of it, at least 1."""
     queue_timeout: str = "5s"
     backend_timeout: str = "30s"
     query_mode: QueryMode = QueryMode.LOAD_BALANCE
     replica_labels: tuple[str, ...] = ()
     max_request_body_bytes: int = 4 * 1024 * 1024
+    max_query_bytes: int = 256 * 1024
+    """Longest ``query`` (or ``match[]`` list) a tenant may send; beyond it: 400."""
+    max_query_range: str | None = None
+    """Longest ``end - start`` of a range query; None: no limit."""
+    max_points: int | None = None
+    """Most points per series of a range query (``(end - start) / step + 1``); None: no limit."""
     backend_compression: bool = False
     """Ask backends for gzip (a backend behind a slow or metered link); by default they answer
     uncompressed and the proxy compresses for clients (see mtproxy.proxy.encoding)."""

@@ -147,11 +147,15 @@ class ProxySchema(_Section):
     enable_request_logging = StrictBoolean(load_default=False)
     enable_debug_endpoints = StrictBoolean(load_default=True)
     max_concurrent_requests = StrictInteger(load_default=100, validate=_POSITIVE)
+    max_concurrent_requests_per_tenant = StrictInteger(load_default=None, allow_none=True, validate=_POSITIVE)
     queue_timeout = Duration(load_default="5s")
     backend_timeout = Duration(load_default="30s", min_ms=1)
     query_mode = fields.Enum(c.QueryMode, by_value=True, load_default=c.QueryMode.LOAD_BALANCE)
     replica_labels = StringList(load_default=tuple)
     max_request_body_bytes = StrictInteger(load_default=4 * 1024 * 1024, validate=_POSITIVE)
+    max_query_bytes = StrictInteger(load_default=256 * 1024, validate=_POSITIVE)
+    max_query_range = Duration(load_default=None, allow_none=True, min_ms=1)
+    max_points = StrictInteger(load_default=None, allow_none=True, validate=_POSITIVE)
     backend_compression = StrictBoolean(load_default=False)
 
 
