@@ -51,7 +51,13 @@ from mtproxy.remotewrite.state import JobState, StateStore
 from mtproxy.remotewrite.transform import SeriesOutput, output_labels
 from mtproxy.remotewrite.watermarks import SeriesKey, Watermarks
 
-__all__ = ["PipelineStatistics", "PushgatewayPipeline", "RemoteWritePipeline"]
+__all__ = ["FAILURE_TARGET_UNREACHABLE", "FAILURE_WRITE_FAILED", "PipelineStatistics", "PushgatewayPipeline",
+           "RemoteWritePipeline"]
+
+FAILURE_TARGET_UNREACHABLE = "TargetUnreachable"
+"""The destination gave no answer (connect error, reset, timeout) before the cycle's deadline."""
+FAILURE_WRITE_FAILED = "WriteFailed"
+"""The destination answered, but not 2xx (a refusal, or 5xx/429 until the deadline)."""
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +75,12 @@ class PipelineStatistics:
     series_last_cycle: int
     last_success_ms: int | None
     last_error: str | None
+    cycle_failure: str | None
+    """Why the last cycle did not deliver everything (``FAILURE_*``), None when it did."""
+
+
+def _failure_of(result: SendResult) -> str:
+    return FAILURE_TARGET_UNREACHABLE if result.status is None else FAILURE_WRITE_FAILED
 
 
 class _Base:
@@ -83,6 +95,7 @@ class _Base:
         self.series_last_cycle = 0
         self.last_success_ms: int | None = None
         self.last_error: str | None = None
+        self.cycle_failure: str | None = None
 
     @property
     def cursor_ms(self) -> int | None:
@@ -101,6 +114,7 @@ class _Base:
             series_last_cycle=self.series_last_cycle,
             last_success_ms=self.last_success_ms,
             last_error=self.last_error,
+            cycle_failure=self.cycle_failure,
         )
 
     def forwarded_reader(self) -> Callable[[], list[tuple[SeriesKey, int, float]]]:
@@ -115,9 +129,10 @@ class _Base:
         """Release the sender's connections (own TLS clients included)."""
         await self._http_sender.aclose()
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, reason: str) -> None:
         self.healthy = False
         self.last_error = message[:1024]
+        self.cycle_failure = reason
 
 
 class RemoteWritePipeline(_Base):
@@ -162,6 +177,7 @@ class RemoteWritePipeline(_Base):
 
     async def cycle(self, end_ms: int, *, first_start_ms: int) -> None:
         """Deliver everything up to ``end_ms``; stops early (cursor kept) when the receiver is unavailable."""
+        self.cycle_failure = None
         cursor = self.cursor_ms if self.cursor_ms is not None else first_start_ms
         position = max(cursor, end_ms - self.reads.job.max_backfill_ms)
         delivered_series: set[SeriesOutput] = set()
@@ -180,6 +196,8 @@ class RemoteWritePipeline(_Base):
             position = window_end
         self.series_last_cycle = len(delivered_series)
         await self._mark_stale(end_ms)
+        # the cursor and marks of this cycle reach the state store before the next one starts
+        await self._store.make_durable(self.reads.job.key)
 
     async def _deliver(self, window: WindowSeries, delivered: set[SeriesOutput]) -> bool:
         batch: list[bytes] = []
@@ -242,9 +260,11 @@ class RemoteWritePipeline(_Base):
         sending = [(output[1], timestamp) for output, timestamp, _ in newest]
         self._in_flight.update(sending)
         self._store.append_in_flight(self.reads.job.key, self.destination.name, sending)
+        # what may reach the receiver is known to the state store before it is sent
+        await self._store.make_durable(self.reads.job.key)
         result = await self._sender.send(body, samples=count)
         if result.outcome is SendOutcome.RETRY_LATER:
-            self._fail(result.error or "receiver unavailable")
+            self._fail(result.error or "receiver unavailable", _failure_of(result))
             return False
         if result.outcome is SendOutcome.DROPPED and resend and result.status == 400:
             # the request that got no answer had been stored: these samples are there
@@ -255,6 +275,7 @@ class RemoteWritePipeline(_Base):
         elif result.outcome is SendOutcome.DROPPED:
             self.samples_dropped += count
             self.last_error = (result.error or f"refused with HTTP {result.status}")[:1024]
+            self.cycle_failure = FAILURE_WRITE_FAILED
         else:
             self.samples_forwarded += count
             self.healthy = True
@@ -279,7 +300,7 @@ class RemoteWritePipeline(_Base):
         batch = [encode_series(output[0], [(end_ms, STALE_NAN)]) for output in gone]
         result = await self._sender.send(compress_block(encode_write_request(batch)), samples=len(batch))
         if result.outcome is SendOutcome.RETRY_LATER:
-            self._fail(result.error or "receiver unavailable")
+            self._fail(result.error or "receiver unavailable", _failure_of(result))
             return
         if result.outcome is SendOutcome.DELIVERED:
             self.stale_markers_sent += len(gone)
@@ -287,6 +308,23 @@ class RemoteWritePipeline(_Base):
         for output in gone:
             self.marks.forget(output)
             marks.pop(output[1], None)
+
+
+    async def mark_all_stale(self, at_ms: int) -> int:
+        """Send a staleness marker at ``at_ms`` for every series delivered so far (its job went away).
+
+        Returns how many markers were delivered (0 when the receiver did not take them).
+        """
+        marked = self.marks.items()
+        if not marked:
+            return 0
+        # a marker must come after the series' newest sample, which may be as new as ``at_ms``
+        batch = [encode_series(output[0], [(max(at_ms, mark + 1), STALE_NAN)]) for output, mark in marked]
+        result = await self._sender.send(compress_block(encode_write_request(batch)), samples=len(batch))
+        if result.outcome is not SendOutcome.DELIVERED:
+            return 0
+        self.stale_markers_sent += len(marked)
+        return len(marked)
 
 
 class PushgatewayPipeline(_Base):
@@ -310,13 +348,15 @@ class PushgatewayPipeline(_Base):
         """PUT the live series' newest values."""
         live = await self.reads.live(end_ms)
         body = format_exposition((dict(key), sample.value) for key, sample in live.items())
+        self.cycle_failure = None
         result = await self._sender.push(body)
         if result.outcome is SendOutcome.RETRY_LATER:
-            self._fail(result.error or "pushgateway unavailable")
+            self._fail(result.error or "pushgateway unavailable", _failure_of(result))
             return
         if result.outcome is SendOutcome.DROPPED:
             self.samples_dropped += len(live)
             self.last_error = (result.error or f"refused with HTTP {result.status}")[:1024]
+            self.cycle_failure = FAILURE_WRITE_FAILED
             return
         self.healthy = True
         self.samples_forwarded += len(live)

@@ -12,8 +12,16 @@ read the source at once; the slot is held for the read only, never while sending
 destination that is down (retrying until its deadline) cannot keep another job waiting.
 
 Each cycle reads up to ``now - safety_delay`` (the source commits a scrape's samples at
-its end, stamped with its start). A job's first cycle starts at ``resume_from`` (the
-status' ``lastCollection``, or the state store's cursor) or one interval back.
+its end, stamped with its start). A job's first cycle starts at the state store's cursor
+(``resume_from`` when given) or one interval back.
+
+Fault isolation: every failure of one job (a Secret that cannot be read, a source or
+destination that fails, a bug) is caught at that destination's cycle boundary, recorded
+with a reason (``JobStatus.failure_reason``) for status and Events, logged, and retried
+next cycle; a job whose pipelines cannot even be built retries with capped backoff. No
+exception of a job reaches the runner's nursery. ``run`` may be cancelled and called
+again any number of times (the leader-only level does so on every leadership term):
+each run starts every wanted job afresh from the state store.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from dataclasses import dataclass
 import trio
 
 from mtproxy.remotewrite.collect import CollectionError, Collector
+from mtproxy.remotewrite.errors import SecretUnavailable
 from mtproxy.remotewrite.job import DestinationKind, RemoteWriteJob
 from mtproxy.remotewrite.pipeline import PipelineStatistics, PushgatewayPipeline, RemoteWritePipeline
 from mtproxy.remotewrite.pushgateway import PushgatewaySender
@@ -34,7 +43,24 @@ from mtproxy.remotewrite.reads import JobReads
 from mtproxy.remotewrite.senders import RemoteWriteSender
 from mtproxy.remotewrite.state import JobState, StateStore
 
-__all__ = ["JobRunner", "JobStatus", "RunnerStatistics", "SenderFactory"]
+__all__ = [
+    "FAILURE_COLLECTION",
+    "FAILURE_INTERNAL",
+    "FAILURE_SECRET",
+    "JobRunner",
+    "JobStatus",
+    "RunnerStatistics",
+    "SenderFactory",
+]
+
+FAILURE_SECRET = "SecretUnavailable"
+"""A Secret a destination references could not be read."""
+FAILURE_COLLECTION = "CollectionFailed"
+"""The source could not be read."""
+FAILURE_INTERNAL = "InternalError"
+"""Anything else (a bug): logged with its traceback."""
+
+_BUILD_BACKOFF_INITIAL_S = 1.0
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +83,19 @@ class JobStatus:
     last_error: str | None
     destinations: tuple[PipelineStatistics, ...]
     collisions: int
+    cycles_completed: int
+    """Cycles every destination has finished since the job (re)started."""
+    failure_reason: str | None
+    """Why the newest cycle of some destination failed (``FAILURE_*`` here or in the pipeline)."""
+    last_cycle_ms: int | None
+    """Wall-clock end of the newest finished cycle."""
+
+    @property
+    def forwarding(self) -> bool | None:
+        """Whether the last cycle wrote to every destination (None before the first one ended)."""
+        if self.failure_reason is not None:
+            return False
+        return None if self.cycles_completed == 0 else True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,15 +105,29 @@ class RunnerStatistics:
     jobs: int
     cycles: int
     cycle_failures: int
+    runs: int
+    """How many times ``run`` was started (leadership terms)."""
 
 
 class _RunningJob:
-    def __init__(self, job: RemoteWriteJob, reads: JobReads, pipelines: list[Pipeline]) -> None:
+    def __init__(self, job: RemoteWriteJob, reads: JobReads) -> None:
         self.job = job
         self.reads = reads
-        self.pipelines = pipelines
+        self.pipelines: list[Pipeline] = []
         self.scope = trio.CancelScope()
         self.last_error: str | None = None
+        self.failure_reason: str | None = None
+        """A failure of the job itself (building its pipelines); the pipelines keep their own."""
+        self.destination_failures: dict[int, str] = {}
+        """Per destination index, why its newest cycle failed."""
+        self.destination_cycles: dict[int, int] = {}
+        self.last_cycle_ms: int | None = None
+        self.retiring = False
+        """Set when the job was removed (not when the runner stops): its series are marked stale."""
+
+    def record_failure(self, reason: str, message: str) -> None:
+        self.failure_reason = reason
+        self.last_error = message[:1024]
 
 
 class JobRunner:
@@ -104,7 +157,20 @@ class JobRunner:
         self._changed = trio.Event()
         self._cycles = 0
         self._failures = 0
+        self._runs = 0
         self._nursery: trio.Nursery | None = None
+        self._listeners: list[Callable[[str], None]] = []
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(job_key)`` whenever a job's cycle ends or the job starts or stops (status)."""
+        self._listeners.append(listener)
+
+    def _notify(self, key: str) -> None:
+        for listener in self._listeners:
+            try:
+                listener(key)
+            except Exception:
+                logger.exception("remote write listener failed", extra={"job": key})
 
     def set_jobs(self, jobs: Mapping[str, RemoteWriteJob], *, resume_from: Mapping[str, int] | None = None) -> None:
         """Declare the wanted jobs by key; the runner converges to them."""
@@ -121,16 +187,26 @@ class JobRunner:
         cursors = [d.cursor_ms for d in destinations]
         successes = [d.last_success_ms for d in destinations if d.last_success_ms is not None]
         errors = [d.last_error for d in destinations if d.last_error]
+        reasons = [running.destination_failures[i] for i in sorted(running.destination_failures)]
+        failure = running.failure_reason or (reasons[0] if reasons else None)
+        completed = min(running.destination_cycles.values(), default=0) if running.pipelines else 0
+        if len(running.destination_cycles) < len(running.pipelines):
+            completed = 0
         return JobStatus(
             key=key,
             active=True,
-            last_collection_ms=None if any(c is None for c in cursors) else min(c for c in cursors if c is not None),
+            last_collection_ms=(
+                None if not cursors or any(c is None for c in cursors) else min(c for c in cursors if c is not None)
+            ),
             last_successful_write_ms=max(successes) if successes else None,
             series_collected=running.reads.series_last_window,
             samples_forwarded=sum(d.samples_forwarded for d in destinations),
             last_error=running.last_error or (errors[0] if errors else None),
             destinations=destinations,
             collisions=running.reads.collisions,
+            cycles_completed=completed,
+            failure_reason=failure,
+            last_cycle_ms=running.last_cycle_ms,
         )
 
     def forwarded_reader(self, key: str) -> Callable[[], list[tuple[tuple[tuple[str, str], ...], int, float]]]:
@@ -149,17 +225,30 @@ class JobRunner:
 
     def statistics(self) -> RunnerStatistics:
         """Counters."""
-        return RunnerStatistics(jobs=len(self._running), cycles=self._cycles, cycle_failures=self._failures)
+        return RunnerStatistics(
+            jobs=len(self._running), cycles=self._cycles, cycle_failures=self._failures, runs=self._runs
+        )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Converge to the wanted jobs whenever they change, until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            while True:
-                self._apply(nursery)
-                await self._changed.wait()
-                self._changed = trio.Event()
+        """Converge to the wanted jobs whenever they change, until cancelled; may be run again."""
+        if self._nursery is not None:
+            raise RuntimeError("JobRunner.run: already running")
+        self._runs += 1
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                while True:
+                    self._apply(nursery)
+                    await self._changed.wait()
+                    self._changed = trio.Event()
+        finally:
+            # every job task ended with the nursery: the next run starts them from the store
+            stopped = list(self._running)
+            self._running.clear()
+            self._nursery = None
+            for key in stopped:
+                self._notify(key)
 
     def _apply(self, nursery: trio.Nursery) -> None:
         for key in list(self._running):
@@ -167,81 +256,158 @@ class JobRunner:
             running = self._running[key]
             if wanted == running.job:
                 continue
+            running.retiring = wanted is None
             running.scope.cancel(reason="job changed" if wanted else "job removed")
             del self._running[key]
             if wanted is None:
-                self._store.delete(key)
-                nursery.start_soon(self._remove_pushgateway_groups, running)
                 logger.info("remote write job stopped", extra={"job": key})
+            self._notify(key)
         for key, job in self._wanted.items():
             if key not in self._running:
                 self._start(nursery, job)
 
     def _start(self, nursery: trio.Nursery, job: RemoteWriteJob) -> None:
-        state = self._store.load(job.key) or JobState()
+        running = _RunningJob(job, JobReads(job, self._collector, read_limiter=self._limiter))
+        self._running[job.key] = running
+        nursery.start_soon(self._run_job, running)
+        self._notify(job.key)
+
+    async def _build_pipelines(self, running: _RunningJob) -> list[Pipeline]:
+        """The job's pipelines, their state restored from the store (may raise: the caller retries)."""
+        job = running.job
+        state = await self._store.restore(job.key) or JobState()
         resume = self._resume_from.get(job.key)
         if resume is not None:
             for destination in job.destinations:
                 state.cursors.setdefault(destination.name, resume)
-        reads = JobReads(job, self._collector, read_limiter=self._limiter)
         pipelines: list[Pipeline] = []
         for index, destination in enumerate(job.destinations):
             sender = self._senders(job, index)
             if destination.kind is DestinationKind.PUSHGATEWAY:
                 assert isinstance(sender, PushgatewaySender)
-                pipelines.append(PushgatewayPipeline(reads, destination, sender=sender))
+                pipelines.append(PushgatewayPipeline(running.reads, destination, sender=sender))
             else:
                 assert isinstance(sender, RemoteWriteSender)
                 pipelines.append(
                     RemoteWritePipeline(
-                        reads, destination, sender=sender, state=state, store=self._store, window_ms=self._window_ms
+                        running.reads,
+                        destination,
+                        sender=sender,
+                        state=state,
+                        store=self._store,
+                        window_ms=self._window_ms,
                     )
                 )
-        running = _RunningJob(job, reads, pipelines)
-        self._running[job.key] = running
-        nursery.start_soon(self._run_job, running)
-        logger.info("remote write job started", extra={"job": job.key, "destinations": len(pipelines)})
+        return pipelines
 
     async def _run_job(self, running: _RunningJob) -> None:
         try:
             with running.scope:
+                backoff_s = _BUILD_BACKOFF_INITIAL_S
+                while not running.pipelines:
+                    try:
+                        running.pipelines = await self._build_pipelines(running)
+                    except Exception as exc:
+                        self._record_exception(running, exc)
+                        self._notify(running.job.key)
+                        await trio.sleep(backoff_s)
+                        backoff_s = min(backoff_s * 2, running.job.interval_ms / 1000)
+                running.failure_reason = None
+                running.last_error = None
+                logger.info(
+                    "remote write job started",
+                    extra={"job": running.job.key, "destinations": len(running.pipelines)},
+                )
                 async with trio.open_nursery() as nursery:
-                    for pipeline in running.pipelines:
-                        nursery.start_soon(self._run_destination, running, pipeline)
+                    for index, pipeline in enumerate(running.pipelines):
+                        nursery.start_soon(self._run_destination, running, index, pipeline)
         finally:
             with trio.CancelScope(shield=True):
+                if running.retiring:
+                    with trio.move_on_after(15):
+                        await self._retire(running)
                 for pipeline in running.pipelines:
-                    await pipeline.close()
+                    with trio.move_on_after(5):
+                        await pipeline.close()
 
-    async def _run_destination(self, running: _RunningJob, pipeline: Pipeline) -> None:
+    def _record_exception(self, running: _RunningJob, exc: Exception, index: int | None = None) -> None:
+        """Classify a job's failure, remember it for status, and log it (bugs with their traceback)."""
+        self._failures += 1
+        if isinstance(exc, SecretUnavailable):
+            reason, message = FAILURE_SECRET, str(exc)
+        elif isinstance(exc, CollectionError):
+            reason, message = FAILURE_COLLECTION, f"collection failed: {exc}"
+        else:
+            reason, message = FAILURE_INTERNAL, f"{type(exc).__name__}: {exc}"
+        if index is None:
+            running.record_failure(reason, message)
+        else:
+            running.destination_failures[index] = reason
+            running.last_error = message[:1024]
+        fields = {"job": running.job.key, "reason": reason, "error": message[:256]}
+        if reason == FAILURE_INTERNAL:
+            logger.error("remote write job failed", extra=fields, exc_info=exc)
+        else:
+            logger.warning("remote write job failed", extra=fields)
+
+    async def _run_destination(self, running: _RunningJob, index: int, pipeline: Pipeline) -> None:
         interval_s = running.job.interval_ms / 1000
         first_start_ms = self._now_ms() - self._safety_delay_ms - running.job.interval_ms
         next_tick = trio.current_time()
         while True:
             end_ms = self._now_ms() - self._safety_delay_ms
+            finished = False
             with trio.move_on_after(interval_s * 0.95):
                 try:
                     self._cycles += 1
                     await pipeline.cycle(end_ms, first_start_ms=first_start_ms)
-                    running.last_error = None
-                except CollectionError as exc:
-                    self._failures += 1
-                    running.last_error = f"collection failed: {exc}"[:1024]
-                    logger.warning(
-                        "remote write collection failed", extra={"job": running.job.key, "error": str(exc)[:256]}
-                    )
+                    finished = True
+                except Exception as exc:  # the boundary of this destination: nothing escapes it
+                    self._record_exception(running, exc, index)
+            if finished:
+                failure = pipeline.cycle_failure
+                if failure is None:
+                    running.destination_failures.pop(index, None)
+                    if not running.destination_failures:
+                        running.last_error = None
+                else:
+                    running.destination_failures[index] = failure
+                    running.last_error = pipeline.last_error
+                running.destination_cycles[index] = running.destination_cycles.get(index, 0) + 1
+                running.last_cycle_ms = self._now_ms()
+            self._notify(running.job.key)
             next_tick += interval_s
             now = trio.current_time()
             if next_tick < now:  # a cycle overran: skip the missed ticks, keep the phase
                 next_tick += math.ceil((now - next_tick) / interval_s) * interval_s
             await trio.sleep_until(next_tick)
 
-    async def _remove_pushgateway_groups(self, running: _RunningJob) -> None:
+    async def _retire(self, running: _RunningJob) -> None:
+        """A removed job: its series get staleness markers, its Pushgateway group goes, its state too."""
+        at_ms = self._now_ms() - self._safety_delay_ms
         for pipeline in running.pipelines:
-            if isinstance(pipeline, PushgatewayPipeline):
-                with trio.move_on_after(10):
-                    result = await pipeline.delete_group()
-                    logger.info(
-                        "pushgateway group deleted",
-                        extra={"job": running.job.key, "outcome": result.outcome.value},
-                    )
+            try:
+                with trio.move_on_after(5):
+                    if isinstance(pipeline, PushgatewayPipeline):
+                        result = await pipeline.delete_group()
+                        logger.info(
+                            "pushgateway group deleted",
+                            extra={"job": running.job.key, "outcome": result.outcome.value},
+                        )
+                    else:
+                        markers = await pipeline.mark_all_stale(at_ms)
+                        logger.info(
+                            "remote write job retired", extra={"job": running.job.key, "stale_markers": markers}
+                        )
+            except Exception as exc:
+                logger.warning(
+                    "remote write job retirement failed",
+                    extra={"job": running.job.key, "error": f"{type(exc).__name__}: {str(exc)[:256]}"},
+                )
+        try:
+            await self._store.forget(running.job.key)
+        except Exception as exc:
+            logger.warning(
+                "remote write state removal failed",
+                extra={"job": running.job.key, "error": f"{type(exc).__name__}: {str(exc)[:256]}"},
+            )

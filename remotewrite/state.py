@@ -13,7 +13,8 @@ and its marks once it is answered. So a process killed mid-window resends nothin
 receiver is known to have, and knows exactly which request's fate it does not know (the
 receiver may have stored a request whose answer the kill cut off), which the pipeline
 then settles before sending newer samples. ``MemoryStateStore`` keeps nothing across
-restarts; Kubernetes mode resumes from ``status.lastCollection`` instead.
+restarts (tests); Kubernetes mode keeps the same state in the cluster
+(``mtproxy.reconcilers.jobstate``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+import trio
 
 from mtproxy.remotewrite.watermarks import SeriesKey
 
@@ -75,9 +78,27 @@ class JobState:
 
 
 class StateStore(Protocol):
-    """Persistence of job state."""
+    """Persistence of job state.
+
+    The sync methods record; ``make_durable`` is the barrier the pipeline awaits before it
+    sends a batch (after ``append_in_flight``) and at the end of each cycle: once it
+    returns, what was recorded survives a kill of the process. A store that writes as it
+    records (files) returns at once; one that keeps the state in the cluster writes there.
+    """
 
     def load(self, job_key: str) -> JobState | None: ...
+
+    async def restore(self, job_key: str) -> JobState | None:
+        """``load`` from the authoritative copy (a store kept elsewhere reads it afresh)."""
+        ...
+
+    async def make_durable(self, job_key: str) -> None:
+        """Return once everything recorded for ``job_key`` so far would survive a restart."""
+        ...
+
+    async def forget(self, job_key: str) -> None:
+        """``delete`` the job's state wherever it is kept (its job went away)."""
+        ...
 
     def snapshot(self, job_key: str, state: JobState) -> Callable[[], None]:
         """Capture ``state`` now and return the write, to be run in a worker thread.
@@ -104,6 +125,17 @@ class MemoryStateStore:
     def load(self, job_key: str) -> JobState | None:
         state = self._states.get(job_key)
         return None if state is None else _copy(state)
+
+    async def restore(self, job_key: str) -> JobState | None:
+        await trio.lowlevel.checkpoint()
+        return self.load(job_key)
+
+    async def make_durable(self, job_key: str) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def forget(self, job_key: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self.delete(job_key)
 
     def snapshot(self, job_key: str, state: JobState) -> Callable[[], None]:
         self._states[job_key] = _copy(state)
@@ -179,6 +211,15 @@ class FileStateStore:
                 else:
                     _apply_mark(state, str(destination), str(digest), int(timestamp))
         return state
+
+    async def restore(self, job_key: str) -> JobState | None:
+        return await trio.to_thread.run_sync(self.load, job_key)
+
+    async def make_durable(self, job_key: str) -> None:
+        await trio.lowlevel.checkpoint()  # every append is written before it returns
+
+    async def forget(self, job_key: str) -> None:
+        await trio.to_thread.run_sync(self.delete, job_key)
 
     def snapshot(self, job_key: str, state: JobState) -> Callable[[], None]:
         snapshot, journal = self._paths(job_key)

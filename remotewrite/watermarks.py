@@ -90,6 +90,10 @@ class Watermarks(Generic[_K]):
         """Marked series in ``gone`` or silent since ``quiet_until_ms`` that need a staleness marker at ``at_ms``."""
         return [key for key, mark in self._marks.items() if mark < at_ms and (mark <= quiet_until_ms or key in gone)]
 
+    def items(self) -> list[tuple[_K, int]]:
+        """Every (key, mark), copied."""
+        return list(self._marks.items())
+
     def forget(self, key: _K) -> None:
         """Drop a series after its staleness marker was delivered."""
         self._marks.pop(key, None)
