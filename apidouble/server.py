@@ -95,6 +95,9 @@ class DoubleOptions:
 class RunningDouble:
     """A double serving in a background thread; safe to use from any other thread."""
 
+    kind = "apidouble"
+    """Tells it apart from a real kube-apiserver in suites that run on both."""
+
     def __init__(self, *, url: str, app: ApiDouble, token: trio.lowlevel.TrioToken, stop_event: trio.Event,
                  thread: threading.Thread) -> None:
         self.url = url

@@ -3,6 +3,21 @@
 Session-scoped servers are sync fixtures, because pytest-trio's async fixtures are
 function-scoped only (python-trio/pytest-trio#89). The factories are function-scoped and stop
 what they started when the test ends. The machinery lives in :mod:`realservers`.
+
+Real Kubernetes: ``kube_control_plane`` is one etcd for the session; ``kube_apiserver`` is
+the API server of it with the generated MetricAccess CRD installed, shared by every suite
+that runs Kubernetes-mode behaviour on a real server (see :mod:`realservers.kubeapiserver`
+for what it offers: kubeconfigs, an admin client, RBAC grants, service-account tokens).
+A suite runs against both the API double and the real server by asking for
+``api_server_kind`` (directly or through a fixture): :func:`pytest_generate_tests` gives it
+the two values, and the real one carries the ``kube_apiserver`` marker. Tests marked
+``apidouble_only`` get the double alone (they use what only the double can do).
+
+Markers are also added from the fixtures a test uses: ``kube_apiserver`` for the real API
+server, ``prometheus3`` for the Prometheus 3 fixtures, so ``-m kube_apiserver`` and
+``-m prometheus3`` select every test that needs those binaries. A binary that is not built
+skips its tests with the reason, except with ``CI=true``, where it fails them
+(:mod:`realservers.testbin`).
 """
 
 from __future__ import annotations
@@ -11,6 +26,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from kubetesting import API_SERVER_KINDS, load_crd
 from realservers import (
     InfrastructurePrometheusFactory,
     LoadedPrometheus,
@@ -22,6 +38,34 @@ from realservers import (
     build_dataset,
     start_prometheus_with_data,
 )
+from realservers.kubeapiserver import ControlPlane, RunningKubeApiserver
+
+_KUBE_FIXTURES = frozenset({"kube_control_plane", "kube_apiserver"})
+_PROMETHEUS3_FIXTURES = frozenset({"prometheus3_binaries"})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that asks for ``api_server_kind`` on the double and on kube-apiserver."""
+    if "api_server_kind" not in metafunc.fixturenames:
+        return
+    double_only = metafunc.definition.get_closest_marker("apidouble_only") is not None
+    kinds = API_SERVER_KINDS[:1] if double_only else API_SERVER_KINDS
+    metafunc.parametrize(
+        "api_server_kind",
+        [pytest.param(kind, id=kind, marks=[pytest.mark.kube_apiserver] if kind == "kube-apiserver" else [])
+         for kind in kinds],
+        scope="session",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use a real API server or Prometheus 3 through their fixtures."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & _KUBE_FIXTURES and item.get_closest_marker("kube_apiserver") is None:
+            item.add_marker(pytest.mark.kube_apiserver)
+        if names & _PROMETHEUS3_FIXTURES and item.get_closest_marker("prometheus3") is None:
+            item.add_marker(pytest.mark.prometheus3)
 
 
 @pytest.fixture(autouse=True)
@@ -74,3 +118,29 @@ def vmauth_factory(server_set: ServerSet) -> VmauthFactory:
 @pytest.fixture
 def pushgateway(server_set: ServerSet) -> ServerProcess:
     return server_set.pushgateway()
+
+
+# -- real Kubernetes ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def api_server_kind() -> str:
+    """Replaced by :func:`pytest_generate_tests`'s parameter; reaching this is a wiring bug."""
+    raise RuntimeError("api_server_kind is a parameter: pytest_generate_tests should have set it")
+
+
+@pytest.fixture(scope="session")
+def kube_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """One etcd for the session; API servers start on it by name (``plane.apiserver(name)``)."""
+    plane = ControlPlane.start(tmp_path_factory.mktemp("kube-control-plane"))
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_apiserver(kube_control_plane: ControlPlane) -> RunningKubeApiserver:
+    """A real kube-apiserver with the generated MetricAccess CRD installed and Established.
+
+    Shared by the session: work in a namespace of your own (``create_namespace()``).
+    """
+    return kube_control_plane.apiserver("cluster", crds=[load_crd()])

@@ -1,9 +1,19 @@
-"""Fixtures for the API double's contract tests: one double per session, in a thread.
+"""Fixtures for the API double's contract suite, which runs on the double and on a real kube-apiserver.
+
+The contract tests ask for ``server`` (or a fixture built on it): it is the API double in
+one run and a real kube-apiserver in the other (``api_server_kind``, see
+``tests/conftest.py``), so every behaviour the double promises is checked against the real
+thing. Tests marked ``apidouble_only`` use what only the double has (fault hooks,
+configurable review answers, statistics) and ask for ``double``. Where the two servers
+differ on purpose, a test says so with :func:`on_real_server`, and the difference is in the
+table of ``apidouble/__init__.py``.
 
 pytest-trio's async fixtures are function-scoped, so the session-wide double is a sync
-fixture running :func:`mtproxy.apidouble.start_in_thread`. Tests talk to it over real
-HTTP with the official ``kubernetes`` client (or kubectl, or httpx), and each test works
-in its own namespace so tests never see each other's objects.
+fixture running :func:`mtproxy.apidouble.start_in_thread`; the real server is the control
+plane's ``contract`` API server, a clean one of its own (this suite registers its test CRD
+under the name the generated CRD has on the session's other server). Tests talk to either
+over real HTTP with the official ``kubernetes`` client (or kubectl, or httpx), and each test
+works in its own namespace so tests never see each other's objects.
 """
 
 from __future__ import annotations
@@ -14,8 +24,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client, config
+from kubetesting import KubeServer, http_config, server_kind
 
 from mtproxy.apidouble import RunningDouble, start_in_thread
 
@@ -132,18 +144,31 @@ class MetricAccesses:
         return self.api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **options)
 
 
+def on_real_server(server: object) -> bool:
+    """Whether ``server`` is the real kube-apiserver (for the few assertions that differ on purpose)."""
+    return server_kind(server) == "kube-apiserver"
+
+
 @pytest.fixture(scope="session")
 def double() -> Iterator[RunningDouble]:
-    """The session's API double, with fast bookmarks."""
+    """The session's API double, with fast bookmarks; double-only tests use it directly."""
     running = start_in_thread(bookmark_interval_s=0.2)
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="session")
-def kubeconfig_path(double: RunningDouble, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A kubeconfig file for the session's double."""
-    return double.write_kubeconfig(tmp_path_factory.mktemp("apidouble") / "kubeconfig")
+def server(api_server_kind: str, request: pytest.FixtureRequest) -> Any:
+    """This run's server: the double, or the control plane's clean ``contract`` kube-apiserver."""
+    if api_server_kind == "apidouble":
+        return request.getfixturevalue("double")
+    return request.getfixturevalue("kube_control_plane").apiserver("contract")
+
+
+@pytest.fixture(scope="session")
+def kubeconfig_path(server: KubeServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kubeconfig file for this run's server."""
+    return server.write_kubeconfig(tmp_path_factory.mktemp("apidouble") / "kubeconfig")
 
 
 @pytest.fixture(scope="session")
@@ -154,11 +179,29 @@ def api_client(kubeconfig_path: Path) -> Iterator[client.ApiClient]:
     api.close()
 
 
+@pytest.fixture
+def http(server: KubeServer) -> Iterator[httpx.Client]:
+    """httpx on this run's server, authenticated (any token on the double, the admin's on the real one)."""
+    facts = http_config(server.url, token="whatever")
+    token = facts.token() or ""
+    with httpx.Client(base_url=server.url, verify=facts.verify, headers={"Authorization": token}, timeout=10,
+                      trust_env=False) as session:
+        yield session
+
+
 @pytest.fixture(scope="session")
-def crd(api_client: client.ApiClient) -> dict[str, Any]:
-    """The MetricAccess CRD, registered once per session through the API."""
-    created = client.ApiextensionsV1Api(api_client).create_custom_resource_definition(copy.deepcopy(METRICACCESS_CRD))
-    return api_client.sanitize_for_serialization(created)
+def crd(api_client: client.ApiClient, server: KubeServer) -> dict[str, Any]:
+    """The test CRD, registered once per server through the API (Established before it is used)."""
+    if on_real_server(server):
+        return server.install_crd(copy.deepcopy(METRICACCESS_CRD))  # type: ignore[attr-defined,no-any-return]
+    extensions = client.ApiextensionsV1Api(api_client)
+    try:
+        created = extensions.create_custom_resource_definition(copy.deepcopy(METRICACCESS_CRD))
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+        created = extensions.read_custom_resource_definition(METRICACCESS_CRD["metadata"]["name"])
+    return api_client.sanitize_for_serialization(created)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

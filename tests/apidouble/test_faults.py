@@ -1,4 +1,7 @@
-"""Contract of the fault hooks: pause/resume, delay, injected failures, dropped watches."""
+"""Contract of the fault hooks: pause/resume, delay, injected failures, dropped watches.
+
+The double's alone: a real API server has none of these hooks.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import httpx
 import pytest
 
 from mtproxy.apidouble import InjectedFailure, RunningDouble
+
+pytestmark = pytest.mark.apidouble_only
 
 
 @pytest.fixture

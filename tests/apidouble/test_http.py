@@ -4,25 +4,16 @@ error Statuses for unknown paths, verbs and media types, and chunked watch frami
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-
-from mtproxy.apidouble import RunningDouble
 
 if TYPE_CHECKING:
     from tests.apidouble.conftest import MetricAccesses
 
 TABLE = ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,"
          "application/json")
-
-
-@pytest.fixture
-def http(double: RunningDouble) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=double.url, headers={"Authorization": "Bearer whatever"}, timeout=5) as session:
-        yield session
 
 
 def _resources(document: dict[str, Any]) -> dict[str, dict[str, Any]]:

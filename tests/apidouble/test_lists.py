@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from kubernetes import client
-
-from mtproxy.apidouble import RunningDouble
+from kubetesting import KubeServer
 
 if TYPE_CHECKING:
     from tests.apidouble.conftest import MetricAccesses
@@ -28,10 +27,10 @@ def labelled(core: client.CoreV1Api, namespace: str) -> str:
 
 
 def test_list_carries_the_store_resource_version(core: client.CoreV1Api, namespace: str,
-                                                 double: RunningDouble) -> None:
+                                                 server: KubeServer) -> None:
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "a"}})
     listed = core.list_namespaced_config_map(namespace)
-    assert listed.metadata.resource_version == str(double.resource_version())
+    assert listed.metadata.resource_version == str(server.resource_version())
     assert _names(listed.items) == ["a"]
 
 
@@ -105,12 +104,12 @@ def test_paging_with_selector_fills_pages_with_matches(core: client.CoreV1Api, l
 
 
 def test_continue_token_older_than_history_is_410(core: client.CoreV1Api, namespace: str,
-                                                  double: RunningDouble) -> None:
+                                                  server: KubeServer) -> None:
     for index in range(3):
         core.create_namespaced_config_map(namespace, {"metadata": {"name": f"c{index}"}})
     first = core.list_namespaced_config_map(namespace, limit=1)
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "later"}})
-    double.compact()
+    server.compact()
     with pytest.raises(client.ApiException) as caught:
         core.list_namespaced_config_map(namespace, limit=1, _continue=first.metadata._continue)
     assert caught.value.status == 410 and json.loads(caught.value.body)["reason"] == "Expired"
@@ -128,10 +127,10 @@ def test_exact_list_at_an_older_version_shows_that_state(core: client.CoreV1Api,
 
 
 def test_exact_list_at_a_compacted_version_is_410(core: client.CoreV1Api, namespace: str,
-                                                  double: RunningDouble) -> None:
+                                                  server: KubeServer) -> None:
     before = core.list_namespaced_config_map(namespace).metadata.resource_version
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "a"}})
-    double.compact()
+    server.compact()
     with pytest.raises(client.ApiException) as caught:
         core.list_namespaced_config_map(namespace, resource_version=before, resource_version_match="Exact")
     assert caught.value.status == 410

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from kubernetes import client, watch
-
-from mtproxy.apidouble import RunningDouble
+from kubetesting import KubeServer
 
 if TYPE_CHECKING:
     from tests.apidouble.conftest import MetricAccesses
@@ -67,21 +66,21 @@ def test_watch_resumes_from_the_middle_of_history(core: client.CoreV1Api, namesp
 
 
 def test_watch_from_compacted_version_fails_with_410(core: client.CoreV1Api, namespace: str,
-                                                     double: RunningDouble) -> None:
+                                                     server: KubeServer) -> None:
     start = core.list_namespaced_config_map(namespace).metadata.resource_version
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "a"}})
-    double.compact()
+    server.compact()
     with pytest.raises(client.ApiException) as caught:
         collect(core.list_namespaced_config_map, namespace, resource_version=start, count=1)
     assert caught.value.status == 410
 
 
 def test_watch_from_compacted_version_sends_error_event(core: client.CoreV1Api, namespace: str,
-                                                        double: RunningDouble) -> None:
+                                                        server: KubeServer, http: httpx.Client) -> None:
     start = core.list_namespaced_config_map(namespace).metadata.resource_version
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "a"}})
-    double.compact()
-    with httpx.stream("GET", f"{double.url}/api/v1/namespaces/{namespace}/configmaps",
+    server.compact()
+    with http.stream("GET", f"/api/v1/namespaces/{namespace}/configmaps",
                       params={"watch": "true", "resourceVersion": start, "timeoutSeconds": "2"}) as response:
         assert response.status_code == 200
         events = [json.loads(line) for line in response.iter_lines() if line]
@@ -119,7 +118,7 @@ def test_namespaced_watch_sees_only_its_namespace(core: client.CoreV1Api, namesp
         ("ADDED", "mine")]
 
 
-def test_bookmarks_are_sent_when_allowed(core: client.CoreV1Api, namespace: str, double: RunningDouble) -> None:
+def test_bookmarks_are_sent_when_allowed(core: client.CoreV1Api, namespace: str, server: KubeServer) -> None:
     start = core.list_namespaced_config_map(namespace).metadata.resource_version
     events = collect(core.list_namespaced_config_map, namespace, resource_version=start,
                      allow_watch_bookmarks=True, count=1)
@@ -145,7 +144,7 @@ def test_send_initial_events_ends_with_marked_bookmark(core: client.CoreV1Api, n
 
 
 def test_watch_delivers_changes_made_while_it_is_open(core: client.CoreV1Api, namespace: str,
-                                                      double: RunningDouble) -> None:
+                                                      server: KubeServer) -> None:
     import threading
 
     start = core.list_namespaced_config_map(namespace).metadata.resource_version

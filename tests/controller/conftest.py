@@ -1,8 +1,15 @@
-"""Fixtures for the controller runtime tests that talk HTTP to the API double.
+"""Fixtures for the controller runtime tests that talk HTTP to an API server.
 
-One double serves the whole session from its own thread (pytest-trio's async fixtures
-are function-scoped, python-trio/pytest-trio#89), with the generated MetricAccess CRD
-registered and a bookmark after 0.2 s idle. Each test works in a namespace of its own,
+Every test here runs twice, once on the API double and once on a real kube-apiserver
+(``api_server_kind``, see ``tests/conftest.py``), except those marked ``apidouble_only``,
+which use what only the double can do (injected failures, dropped watches, a pause, writes
+straight into its store). The fixture keeps its old name, ``double``: it is the server of
+this run, either kind, with the :class:`kubetesting.KubeServer` shape.
+
+The double serves the whole session from its own thread (pytest-trio's async fixtures are
+function-scoped, python-trio/pytest-trio#89), with the generated MetricAccess CRD
+registered and a bookmark after 0.2 s idle; the real server is the session's
+``kube_apiserver``, with the same CRD installed. Each test works in a namespace of its own,
 so tests never see each other's objects; a fault that acts on the whole double (pause,
 drop_watches, compact) is over by the time the next test starts. The helpers these
 fixtures build on live in :mod:`kubetesting`.
@@ -13,17 +20,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
-from kubetesting import CuttableRelay, load_crd, open_kube
+from kubetesting import CuttableRelay, KubeServer, http_config, load_crd, open_kube, register, server_kind
 
 from mtproxy.apidouble import RunningDouble, start_in_thread
 from mtproxy.controller.client import KubeClient
 
 
 @pytest.fixture(scope="session")
-def double() -> Iterator[RunningDouble]:
+def controller_double() -> Iterator[RunningDouble]:
     """The session's API double, with the generated CRD and fast bookmarks."""
     running = start_in_thread(bookmark_interval_s=0.2)
     running.seed([load_crd()])
@@ -32,13 +40,25 @@ def double() -> Iterator[RunningDouble]:
 
 
 @pytest.fixture(scope="session")
-def kubeconfig_path(double: RunningDouble, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A kubeconfig file for the session's double."""
-    return double.write_kubeconfig(tmp_path_factory.mktemp("controller") / "kubeconfig")
+def double(api_server_kind: str, request: pytest.FixtureRequest) -> Any:
+    """This run's API server: the double, or the real kube-apiserver (``KubeServer`` shape)."""
+    if api_server_kind == "apidouble":
+        return request.getfixturevalue("controller_double")
+    return request.getfixturevalue("kube_apiserver")
+
+
+@pytest.fixture(scope="session")
+def kubeconfig_path(double: KubeServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kubeconfig file for this run's server (on the real one: the ``apidouble`` static user)."""
+    path = tmp_path_factory.mktemp("controller") / "kubeconfig"
+    if server_kind(double) == "kube-apiserver":
+        # the same credential the double's kubeconfigs carry, so a test reading one sees the same
+        return double.write_kubeconfig(path, user="apidouble")  # type: ignore[call-arg]
+    return double.write_kubeconfig(path)
 
 
 @pytest.fixture
-def namespace(double: RunningDouble) -> str:
+def namespace(double: KubeServer) -> str:
     """A fresh namespace for one test."""
     name = f"c-{uuid.uuid4().hex[:10]}"
     double.seed([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}])
@@ -46,20 +66,24 @@ def namespace(double: RunningDouble) -> str:
 
 
 @pytest.fixture
-async def kube(double: RunningDouble) -> AsyncIterator[KubeClient]:
-    """A KubeClient talking straight to the double."""
+async def kube(double: KubeServer) -> AsyncIterator[KubeClient]:
+    """A KubeClient talking straight to this run's server."""
     client, http = open_kube(double.url)
     async with http:
         yield client
 
 
 @pytest.fixture
-async def open_relay(nursery: trio.Nursery, double: RunningDouble) -> Callable[[], Awaitable[CuttableRelay]]:
-    """Start cuttable relays to the double in the test's nursery (they stop when the test ends)."""
+async def open_relay(nursery: trio.Nursery, double: KubeServer) -> Callable[[], Awaitable[CuttableRelay]]:
+    """Start cuttable relays to the server in the test's nursery (they stop when the test ends)."""
+    scheme = double.url.split("://", 1)[0]
 
     async def start() -> CuttableRelay:
-        relay = CuttableRelay(double.port)
+        relay = CuttableRelay(double.port, scheme=scheme)
         await nursery.start(relay.run)
+        if scheme == "https":
+            config = http_config(double.url)
+            register(relay.url, type(config)(host=relay.url, verify=config.verify, token=config.token))
         return relay
 
     return start

@@ -154,6 +154,7 @@ async def test_schema_violation_is_invalid_with_causes_naming_the_field(
     assert field in {cause.field for cause in caught.value.causes}, caught.value.causes
 
 
+@pytest.mark.apidouble_only  # injected failures
 @pytest.mark.parametrize(
     ("code", "reason"),
     [

@@ -141,6 +141,7 @@ async def test_relist_after_compaction_emits_only_the_difference(
     assert (stats.lists, stats.relists_after_gone) == (2, 1)
 
 
+@pytest.mark.apidouble_only  # drop_watches
 async def test_rewatches_from_the_last_version_after_watches_are_dropped(
     kube: KubeClient, double: RunningDouble, namespace: str
 ) -> None:
@@ -162,6 +163,7 @@ async def test_rewatches_from_the_last_version_after_watches_are_dropped(
     assert recorder.seen() == [(ChangeType.ADDED, "after-drop")]
 
 
+@pytest.mark.apidouble_only  # injected failures, drop_watches
 async def test_server_errors_are_retried_after_backoff_and_a_failed_watch_resumes_without_relisting(
     kube: KubeClient, double: RunningDouble, namespace: str
 ) -> None:
@@ -187,6 +189,7 @@ async def test_server_errors_are_retried_after_backoff_and_a_failed_watch_resume
     assert (stats.lists, stats.relists_after_gone, stats.reconnects) == (1, 0, 4)
 
 
+@pytest.mark.apidouble_only  # drop_watches
 async def test_bookmarks_advance_the_resource_version_so_compaction_needs_no_relist(
     kube: KubeClient, double: RunningDouble, namespace: str
 ) -> None:
@@ -352,6 +355,7 @@ def _server_objects(double: RunningDouble, namespace: str) -> dict[str, Object]:
     return double.call(read)
 
 
+@pytest.mark.apidouble_only  # pause, writes into the double's store
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     initial=st.dictionaries(st.sampled_from(NAMES), VALUES, max_size=len(NAMES)),

@@ -1,4 +1,4 @@
-"""Resources, bodies and clients for tests against the API double."""
+"""Resources, bodies and clients for tests against the API double or a real kube-apiserver."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from typing import Any
 import httpx
 import yaml
 
+from kubetesting.servers import http_config
 from mtproxy.controller.client import KubeClient
-from mtproxy.controller.clusterconfig import ClusterConfig
 from mtproxy.controller.resource import Resource
 
-__all__ = ["CONFIGMAPS", "CRD_PATH", "METRICACCESSES", "configmap", "http_config", "load_crd", "metricaccess",
-           "open_kube"]
+__all__ = ["CONFIGMAPS", "CRD_PATH", "METRICACCESSES", "configmap", "load_crd", "metricaccess", "open_kube"]
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "config" / "crd" / "bases" / \
     "observability.ethos.io_metricaccesses.yaml"
@@ -43,13 +42,13 @@ def metricaccess(namespace: str, name: str, *, metrics: list[str] | None = None,
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
 
-def http_config(url: str) -> ClusterConfig:
-    """Connection facts for a plain-HTTP server (building no TLS context keeps this cheap)."""
-    return ClusterConfig(host=url, verify=False, token=lambda: "Bearer test")
-
-
 def open_kube(url: str, **http_options: Any) -> tuple[KubeClient, httpx.AsyncClient]:
-    """A KubeClient on ``url`` and its httpx client, which the caller closes."""
+    """A KubeClient on ``url`` and its httpx client, which the caller closes.
+
+    A registered server (a real kube-apiserver, or a relay in front of one) is reached with its
+    TLS context and token (:func:`kubetesting.servers.http_config`); anything else as the double is.
+    """
     config = http_config(url)
-    http = httpx.AsyncClient(base_url=config.host, verify=False, timeout=10.0, **http_options)
+    http = httpx.AsyncClient(base_url=config.host, verify=config.verify, timeout=10.0, trust_env=False,
+                             **http_options)
     return KubeClient(http, config=config), http

@@ -1,7 +1,8 @@
 """A loopback TCP relay a test can cut, to take one client off the network.
 
 A test points one client (an informer, a leader elector) at the relay instead of the
-double. ``cut()`` closes every relayed connection at once and refuses new ones until
+server (the double, or a real kube-apiserver: the relay passes TLS through untouched).
+``cut()`` closes every relayed connection at once and refuses new ones until
 ``restore()``: to that client the server has vanished, while every other client keeps
 talking to the same double. Refused connections are accepted and closed at once, so the
 client sees a transport error, never a hang.
@@ -17,8 +18,9 @@ __all__ = ["CuttableRelay"]
 class CuttableRelay:
     """Relays ``127.0.0.1:<port>`` to ``127.0.0.1:<target_port>`` until cut."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, scheme: str = "http") -> None:
         self._target_port = target_port
+        self._scheme = scheme
         self._cut = False
         self._scopes: set[trio.CancelScope] = set()
         self.port = 0
@@ -27,8 +29,8 @@ class CuttableRelay:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:<port>`` (``https`` in front of a TLS server: the relay passes bytes)."""
+        return f"{self._scheme}://127.0.0.1:{self.port}"
 
     def cut(self) -> None:
         """Close every relayed connection now, and refuse new ones until ``restore``."""

@@ -29,9 +29,9 @@ import atexit
 import base64
 import logging
 import signal
+import ssl
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -81,6 +81,8 @@ class ServerProcess:
         ready_auth: Basic-auth credentials for the readiness request, if the server wants them.
         ready_timeout_s: How long ``start()`` waits for readiness.
         stop_grace_s: How long ``stop()`` waits after SIGTERM before SIGKILL.
+        tls: The context that verifies the server's certificate, for a server that serves
+            HTTPS only (kube-apiserver); its ``url`` is then ``https://…``.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class ServerProcess:
         ready_auth: BasicAuth | None = None,
         ready_timeout_s: float = 30.0,
         stop_grace_s: float = 5.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if not ready_path.startswith("/"):
             raise ValueError(f"ready_path must start with '/', got {ready_path!r}")
@@ -111,6 +114,10 @@ class ServerProcess:
         self._port_fixed = port is not None
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
+        self._scheme = "https" if tls is not None else "http"
+        self._opener = _OPENER if tls is None else urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls)
+        )
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -127,8 +134,8 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``, without a trailing slash."""
-        return f"http://{LOOPBACK}:{self.port}"
+        """``http://127.0.0.1:<port>`` (``https`` when started with ``tls``), without a trailing slash."""
+        return f"{self._scheme}://{LOOPBACK}:{self.port}"
 
     @property
     def address(self) -> str:
@@ -245,7 +252,7 @@ class ServerProcess:
 
     def _wait_ready(self, port: int) -> None:
         assert self._process is not None
-        request = urllib.request.Request(f"http://{LOOPBACK}:{port}{self._ready_path}")
+        request = urllib.request.Request(f"{self._scheme}://{LOOPBACK}:{port}{self._ready_path}")
         if self._ready_auth is not None:
             token = base64.b64encode(":".join(self._ready_auth).encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
@@ -260,7 +267,7 @@ class ServerProcess:
                     f"{self.name} exited with code {returncode} before it was ready "
                     f"(log {self.log_path}):\n{tail}"
                 )
-            if _answers_ok(request):
+            if _answers_ok(self._opener, request):
                 # Whoever took the port in the race may answer too: make sure it was us.
                 if not _listens_on(self._process.pid, port):
                     raise _AddressInUseError(f"{self.name}: another process answers on port {port}")
@@ -295,11 +302,11 @@ class ServerProcess:
         _running.discard(self)
 
 
-def _answers_ok(request: urllib.request.Request) -> bool:
+def _answers_ok(opener: urllib.request.OpenerDirector, request: urllib.request.Request) -> bool:
     try:
-        with _OPENER.open(request, timeout=2.0) as response:
+        with opener.open(request, timeout=2.0) as response:
             return bool(response.status == 200)
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
+    except OSError:  # refused, reset, timed out, TLS not up yet (URLError is one too)
         return False
 
 
