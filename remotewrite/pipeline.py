@@ -196,8 +196,9 @@ class RemoteWritePipeline(_Base):
             position = window_end
         self.series_last_cycle = len(delivered_series)
         await self._mark_stale(end_ms)
-        # the cursor and marks of this cycle reach the state store before the next one starts
-        await self._store.make_durable(self.reads.job.key)
+        # the cursor and marks of this cycle reach the state store within an interval (the
+        # next batch's in-flight record carries them, or this write when nothing is sent)
+        await self._store.make_durable(self.reads.job.key, max_age_ms=self.reads.job.interval_ms)
 
     async def _deliver(self, window: WindowSeries, delivered: set[SeriesOutput]) -> bool:
         batch: list[bytes] = []

@@ -34,7 +34,7 @@ import trio
 
 from mtproxy.remotewrite.watermarks import SeriesKey
 
-__all__ = ["FileStateStore", "JobState", "MemoryStateStore", "StateStore", "series_hash"]
+__all__ = ["FileStateStore", "JobState", "MemoryStateStore", "StateStore", "copy_state", "series_hash"]
 
 
 def series_hash(key: SeriesKey) -> str:
@@ -92,8 +92,13 @@ class StateStore(Protocol):
         """``load`` from the authoritative copy (a store kept elsewhere reads it afresh)."""
         ...
 
-    async def make_durable(self, job_key: str) -> None:
-        """Return once everything recorded for ``job_key`` so far would survive a restart."""
+    async def make_durable(self, job_key: str, *, max_age_ms: int = 0) -> None:
+        """Return once everything recorded for ``job_key`` so far would survive a restart.
+
+        With ``max_age_ms``, a store that writes elsewhere may skip the write when its last
+        one is younger than that: the pipeline passes its interval at a cycle's end, where
+        losing the newest marks costs a resend that the in-flight record settles, not data.
+        """
         ...
 
     async def forget(self, job_key: str) -> None:
@@ -130,7 +135,7 @@ class MemoryStateStore:
         await trio.lowlevel.checkpoint()
         return self.load(job_key)
 
-    async def make_durable(self, job_key: str) -> None:
+    async def make_durable(self, job_key: str, *, max_age_ms: int = 0) -> None:
         await trio.lowlevel.checkpoint()
 
     async def forget(self, job_key: str) -> None:
@@ -215,7 +220,7 @@ class FileStateStore:
     async def restore(self, job_key: str) -> JobState | None:
         return await trio.to_thread.run_sync(self.load, job_key)
 
-    async def make_durable(self, job_key: str) -> None:
+    async def make_durable(self, job_key: str, *, max_age_ms: int = 0) -> None:
         await trio.lowlevel.checkpoint()  # every append is written before it returns
 
     async def forget(self, job_key: str) -> None:
@@ -282,6 +287,11 @@ def _journal_lines(destination: str, entries: list[tuple[str, int]], tail: str) 
 
 def _nothing() -> None:
     return None
+
+
+def copy_state(state: JobState) -> JobState:
+    """A deep copy of ``state``."""
+    return _copy(state)
 
 
 def _copy(state: JobState) -> JobState:

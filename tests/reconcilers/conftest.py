@@ -1,0 +1,50 @@
+"""Fixtures for the reconcilers' tests against an API server: the double and the real one.
+
+Each test asking for ``kube_server`` runs on the API double and on a real kube-apiserver
+(``api_server_kind``, see ``tests/conftest.py``), in a namespace of its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from kubetesting import KubeServer, load_crd, open_kube
+
+from mtproxy.apidouble import RunningDouble, start_in_thread
+from mtproxy.controller.client import KubeClient
+
+
+@pytest.fixture(scope="session")
+def reconcilers_double() -> Iterator[RunningDouble]:
+    """The session's API double, with the generated CRD."""
+    running = start_in_thread(bookmark_interval_s=0.2)
+    running.seed([load_crd()])
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_server(api_server_kind: str, request: pytest.FixtureRequest) -> Any:
+    """This run's API server: the double, or the real kube-apiserver (``KubeServer`` shape)."""
+    if api_server_kind == "apidouble":
+        return request.getfixturevalue("reconcilers_double")
+    return request.getfixturevalue("kube_apiserver")
+
+
+@pytest.fixture
+def namespace(kube_server: KubeServer) -> str:
+    """A fresh namespace for one test."""
+    name = f"r-{uuid.uuid4().hex[:10]}"
+    kube_server.seed([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}])
+    return name
+
+
+@pytest.fixture
+async def kube(kube_server: KubeServer) -> AsyncIterator[KubeClient]:
+    """A KubeClient talking straight to this run's server (as an administrator)."""
+    client, http = open_kube(kube_server.url)
+    async with http:
+        yield client
