@@ -31,6 +31,7 @@ part of that window.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import hashlib
 import json
@@ -289,10 +290,8 @@ class ClusterStateStore:
             self.delete(job_key)
             self._versions.pop(job_key, None)
             self._written_at.pop(job_key, None)
-            try:
+            with contextlib.suppress(NotFound):
                 await self._client.delete(CONFIGMAPS, self._namespace, config_map_name(job_key))
-            except NotFound:
-                pass
         self._locks.pop(job_key, None)
 
 
