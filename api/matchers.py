@@ -3,6 +3,12 @@
 A *rule* is a conjunction of label matchers; a series is admitted by a rule when every
 matcher holds for it (a missing label counts as the empty string, as in PromQL). A
 tenant's access policy is the union (OR) of its rules.
+
+Two answers are offered. ``matches`` is RE2's verdict, fine for describing a series.
+``verdict`` is what may be used to *decide* on the backend's behalf: it is None where the
+regex is one on which RE2 and the backend's Go regexp may disagree
+(:func:`mtproxy.api.regex.engines_agree`), so that nothing is concluded from a verdict the
+backend might not share.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from mtproxy.api.regex import compile_anchored
+from mtproxy.api.regex import compile_anchored, engines_agree
 
 __all__ = ["LABEL_NAME_RE", "METRIC_NAME_RE", "LabelMatcher", "MatchOp", "Rule"]
 
@@ -52,6 +58,12 @@ class LabelMatcher:
         found = compile_anchored(self.value).fullmatch(value) is not None
         return found if self.op is MatchOp.REGEX else not found
 
+    def verdict(self, value: str) -> bool | None:
+        """Whether the backend's matcher holds for ``value``, or None where its regex engine may see it otherwise."""
+        if self.op in (MatchOp.REGEX, MatchOp.NOT_REGEX) and not engines_agree(self.value):
+            return None
+        return self.matches(value)
+
     def matches_empty(self) -> bool:
         """Whether a series without this label satisfies the matcher."""
         return self.matches("")
@@ -75,6 +87,16 @@ class Rule:
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether a series with these labels is admitted by the rule."""
         return all(m.matches(labels.get(m.name, "")) for m in self.matchers)
+
+    def verdict(self, labels: Mapping[str, str]) -> bool | None:
+        """Whether the backend admits the series: True or False where certain, else None (``LabelMatcher.verdict``)."""
+        unknown = False
+        for matcher in self.matchers:
+            held = matcher.verdict(labels.get(matcher.name, ""))
+            if held is False:
+                return False
+            unknown = unknown or held is None
+        return None if unknown else True
 
     def selector(self) -> str:
         """The rule as a PromQL vector selector, e.g. ``{__name__="up",namespace="a"}``."""

@@ -1,7 +1,8 @@
 """A tenant's access policy: the union of its rules, with a stable hash for cache keys.
 
 The reconcilers build one ``AccessPolicy`` per namespace from all its MetricAccess
-objects; the proxy only reads it. A series is visible iff some rule matches it. The hash
+objects; the proxy only reads it. A series is visible iff some rule matches it (as the
+backend decides; ``admits`` answers yes only where that is certain here). The hash
 depends only on the set of rules, so two replicas (or two reconciles) that see the same
 objects produce the same hash, and a cache keyed by it never serves one policy's answer
 to another.
@@ -48,5 +49,9 @@ class AccessPolicy:
         )
 
     def admits(self, labels: Mapping[str, str]) -> bool:
-        """Whether a series with these labels is visible to the tenant."""
-        return any(rule.matches(labels) for rule in self.rules)
+        """Whether a series with these labels is certainly visible to the tenant.
+
+        Fails closed: a rule whose regex verdict the backend's Go regexp might not share
+        (``Rule.verdict`` is None) admits nothing here.
+        """
+        return any(rule.verdict(labels) is True for rule in self.rules)

@@ -14,9 +14,11 @@ rules R1…Rk of a policy, ``restrict_selector`` returns an equivalent of S ∧ 
    that is exact, and refuses elsewhere.
 
 The reasoning is sound but not complete: "contradicts", "entails" and "contains" are
-decided only where equality values or identical matchers make them certain. When it
-cannot decide, it keeps the rule, so the result is never wider than the policy; at worst
-it is a longer query. Pure and sync.
+decided only where equality values or identical matchers make them certain, and a regex
+verdict counts only where RE2 and the backend's Go regexp are known to agree
+(``LabelMatcher.verdict``): with ``\\pL`` or non-ASCII case folding, the matcher is left
+for the backend to evaluate. When it cannot decide, it keeps the rule, so the result is
+never wider than the policy; at worst it is a longer query. Pure and sync.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def quote_meta(text: str) -> str:
 _Groups = dict[str, tuple[LabelMatcher, ...]]
 """Matchers grouped by label name: the only matchers that can interact are on one label."""
 
-_HOLDS_MEMO: dict[tuple[MatchOp, str, str], bool] = {}
+_HOLDS_MEMO: dict[tuple[MatchOp, str, str], bool | None] = {}
 _HOLDS_MEMO_LIMIT = 65_536
 _INDEX_MEMO: dict[int, tuple[Sequence[Rule], _RuleIndex]] = {}
 _INDEX_MEMO_LIMIT = 256
@@ -85,19 +87,24 @@ def forget_memos() -> None:
         index.restricted.clear()
 
 
-def _holds(matcher: LabelMatcher, value: str) -> bool:
-    """``matcher.matches(value)``, remembered for regexes (a RE2 call through the wrapper costs microseconds)."""
+def _holds(matcher: LabelMatcher, value: str) -> bool | None:
+    """``matcher.verdict(value)``: None where the backend's regex engine may judge otherwise.
+
+    Remembered for regexes (a RE2 call through the wrapper costs microseconds).
+    """
     op = matcher.op
     if op is MatchOp.EQUAL:
         return value == matcher.value
     if op is MatchOp.NOT_EQUAL:
         return value != matcher.value
     key = (op, matcher.value, value)
-    found = _HOLDS_MEMO.get(key)
-    if found is None:
-        if len(_HOLDS_MEMO) >= _HOLDS_MEMO_LIMIT:
-            _HOLDS_MEMO.clear()
-        found = _HOLDS_MEMO[key] = matcher.matches(value)
+    try:
+        return _HOLDS_MEMO[key]
+    except KeyError:
+        pass
+    if len(_HOLDS_MEMO) >= _HOLDS_MEMO_LIMIT:
+        _HOLDS_MEMO.clear()
+    found = _HOLDS_MEMO[key] = matcher.verdict(value)
     return found
 
 
@@ -114,7 +121,7 @@ def _consistent(fixed: Sequence[LabelMatcher], others: Sequence[LabelMatcher]) -
         if matcher.op is MatchOp.EQUAL:
             value = matcher.value
             for other in others:
-                if not _holds(other, value):
+                if _holds(other, value) is False:
                     return False
     return True
 
@@ -153,7 +160,7 @@ class _RuleIndex:
             if len(self.by_name) >= _BY_NAME_LIMIT:
                 self.by_name.clear()
             found = self.by_name[name] = tuple(
-                r for r in self.rules if all(_holds(m, name) for m in r.groups.get("__name__", ()))
+                r for r in self.rules if all(_holds(m, name) is not False for m in r.groups.get("__name__", ()))
             )
         return found
 
@@ -204,12 +211,12 @@ def _implies(given: _Groups, wanted: LabelMatcher) -> bool:
     same_label = given.get(wanted.name, ())
     for matcher in same_label:
         if matcher.op is MatchOp.EQUAL:
-            return _holds(wanted, matcher.value)
+            return _holds(wanted, matcher.value) is True
     for matcher in same_label:
         if matcher.op is wanted.op and matcher.value == wanted.value:
             return True
         # every value the given matcher admits differs from the one ``wanted`` excludes
-        if wanted.op is MatchOp.NOT_EQUAL and not _holds(matcher, wanted.value):
+        if wanted.op is MatchOp.NOT_EQUAL and _holds(matcher, wanted.value) is False:
             return True
     return False
 

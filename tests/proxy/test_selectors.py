@@ -127,6 +127,64 @@ CASES = [
         ['{__name__=~"a.b",namespace="team-a"}'],
         id="regex-pattern-is-not-an-exact-name",
     ),
+    # Regex verdicts are used only where RE2 and the backend's Go regexp agree (api.regex.engines_agree):
+    # U+1DF00 is a letter to RE2's Unicode tables, not to Go 1.19's (Prometheus 2.42).
+    pytest.param(
+        'regex_probe{v=~"\\\\PL"}',
+        ['regex_probe{v!="\U0001df00"}'],
+        None,
+        Restriction.RESTRICTED,
+        ['{__name__="regex_probe",v=~"\\\\PL",v!="\U0001df00"}'],
+        id="unicode-class-never-proves-a-value-excluded",
+    ),
+    pytest.param(
+        'regex_probe{v="\U0001df00"}',
+        ['regex_probe{v=~"\\\\pL+"}'],
+        None,
+        Restriction.RESTRICTED,
+        ['{__name__="regex_probe",v="\U0001df00",v=~"\\\\pL+"}'],
+        id="unicode-class-never-proves-a-value-admitted",
+    ),
+    pytest.param(
+        'regex_probe{v="1"}',
+        ['regex_probe{v=~"\\\\pL+"}'],
+        None,
+        Restriction.RESTRICTED,
+        ['{__name__="regex_probe",v="1",v=~"\\\\pL+"}'],
+        id="unicode-class-never-proves-a-rule-contradicted",
+    ),
+    pytest.param(
+        'regex_probe{v="\u2c5f"}',
+        ['regex_probe{v=~"(?i)\u2c2f"}'],
+        None,
+        Restriction.RESTRICTED,
+        ['{__name__="regex_probe",v="\u2c5f",v=~"(?i)\u2c2f"}'],
+        id="case-folding-beyond-ascii-never-decides",
+    ),
+    pytest.param(
+        'regex_probe{v="\U0001df00"}',
+        ['regex_probe{v=~"[a-z]+"}'],
+        None,
+        Restriction.EMPTY,
+        ['{__name__="regex_probe",v="\U0001df00",__name__!~"(?s:.*)"}'],
+        id="ascii-regex-still-decides-on-any-value",
+    ),
+    pytest.param(
+        'regex_probe{v="K"}',
+        ['regex_probe{v=~"(?i)k"}'],
+        None,
+        Restriction.UNCHANGED,
+        ['{__name__="regex_probe",v="K"}'],
+        id="ascii-case-folding-decides",
+    ),
+    pytest.param(
+        'regex_probe{v="\u00e9t\u00e9"}',
+        ['regex_probe{v=~"\u00e9t\u00e9|x"}'],
+        None,
+        Restriction.UNCHANGED,
+        ['{__name__="regex_probe",v="\u00e9t\u00e9"}'],
+        id="non-ascii-literal-without-folding-decides",
+    ),
 ]
 
 
@@ -214,3 +272,12 @@ def test_two_name_equalities_are_not_narrowed_by_the_name_index() -> None:
         parse_pattern('{__name__="up",__name__="down"}'), _rules(["up", "down"], "team-a")
     )
     assert contradictory.kind is Restriction.EMPTY
+
+
+def test_policy_admits_only_on_verdicts_the_backend_shares() -> None:
+    """admits() gates what the proxy filters itself (alerts, rules): a verdict Go may not share admits nothing."""
+    letters = AccessPolicy.of("team-a", _rules(['regex_probe{v=~"\\\\pL+"}', 'ascii{v=~"(?i)k+"}'], None))
+    assert not letters.admits({"__name__": "regex_probe", "v": "\U0001df00"})  # a letter to RE2 only
+    assert not letters.admits({"__name__": "regex_probe", "v": "abc"})  # \pL is never trusted
+    assert letters.admits({"__name__": "ascii", "v": "k\u212a"})  # ASCII folding is (KELVIN SIGN folds to k)
+    assert not letters.admits({"__name__": "ascii", "v": "x"})
