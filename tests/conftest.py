@@ -22,14 +22,17 @@ skips its tests with the reason, except with ``CI=true``, where it fails them
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 
 import pytest
 from kubetesting import API_SERVER_KINDS, load_crd
 from realservers import (
+    DEBIAN,
     InfrastructurePrometheusFactory,
     LoadedPrometheus,
+    PrometheusBinaries,
     ServerProcess,
     ServerSet,
     TenantPrometheusFactory,
@@ -39,6 +42,7 @@ from realservers import (
     start_prometheus_with_data,
 )
 from realservers.kubeapiserver import ControlPlane, RunningKubeApiserver
+from realservers.testbin import PROMETHEUS_FLAVOURS, prometheus3, prometheus_build
 
 _KUBE_FIXTURES = frozenset({"kube_control_plane", "kube_apiserver"})
 _PROMETHEUS3_FIXTURES = frozenset({"prometheus3_binaries"})
@@ -144,3 +148,56 @@ def kube_apiserver(kube_control_plane: ControlPlane) -> RunningKubeApiserver:
     Shared by the session: work in a namespace of your own (``create_namespace()``).
     """
     return kube_control_plane.apiserver("cluster", crds=[load_crd()])
+
+
+# -- Prometheus 3 ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def prometheus3_binaries() -> PrometheusBinaries:
+    """Prometheus 3 and its promtool, built by ``make testbin`` (skips if missing, fails in CI)."""
+    return prometheus3()
+
+
+@pytest.fixture(scope="session", params=PROMETHEUS_FLAVOURS)
+def prometheus_binaries(request: pytest.FixtureRequest) -> PrometheusBinaries:
+    """Each Prometheus build in turn (2.42 from Debian, 3 from ``make testbin``)."""
+    return prometheus_build(request)
+
+
+@pytest.fixture(scope="session")
+def infra_prometheus3_with_data(
+    tmp_path_factory: pytest.TempPathFactory, prometheus3_binaries: PrometheusBinaries
+) -> Iterator[LoadedPrometheus]:
+    """Prometheus 3 holding the :mod:`realservers.testdata` set. Shared: never write to it.
+
+    The blocks are written by Debian's promtool, so the data is the same as
+    ``infra_prometheus_with_data``'s (promtool 3 would store ``le="1"`` as ``le="1.0"``).
+    """
+    binaries = dataclasses.replace(prometheus3_binaries, promtool=DEBIAN.promtool)
+    loaded = start_prometheus_with_data(tmp_path_factory.mktemp("prometheus3-with-data"), build_dataset(),
+                                        binaries=binaries)
+    yield loaded
+    loaded.server.stop()
+
+
+@pytest.fixture
+def prometheus3_server_set(
+    tmp_path_factory: pytest.TempPathFactory, prometheus3_binaries: PrometheusBinaries
+) -> Iterator[ServerSet]:
+    """Like ``server_set``, but every Prometheus it starts is Prometheus 3."""
+    servers = ServerSet(tmp_path_factory, prometheus=prometheus3_binaries)
+    yield servers
+    servers.stop_all()
+
+
+@pytest.fixture
+def prometheus3_tenant_factory(prometheus3_server_set: ServerSet) -> TenantPrometheusFactory:
+    """Tenant-role Prometheus 3 servers (remote-write receiver on), stopped when the test ends."""
+    return prometheus3_server_set.tenant_prometheus
+
+
+@pytest.fixture
+def prometheus3_infra_factory(prometheus3_server_set: ServerSet) -> InfrastructurePrometheusFactory:
+    """Infrastructure-role Prometheus 3 servers, stopped when the test ends."""
+    return prometheus3_server_set.infrastructure_prometheus

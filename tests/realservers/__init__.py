@@ -1,10 +1,14 @@
-"""Real servers for the tests: Prometheus, Pushgateway, VictoriaMetrics and vmauth.
+"""Real servers for the tests: Prometheus (2.42 and 3), Pushgateway, VictoriaMetrics, vmauth,
+prom-label-proxy, and a real kube-apiserver on etcd.
 
 Each server is a child process on a free 127.0.0.1 port with its own temporary directory
 (:mod:`realservers.processes`); the ``mtproxy`` command runs the same way
 (:mod:`realservers.mtproxy`). :mod:`realservers.testdata` builds the deterministic
 multi-namespace data set and :mod:`realservers.backfill` loads it into a Prometheus with
-``promtool``. The fixtures built on these live in ``tests/conftest.py``.
+``promtool``. The programs built from Go modules by ``make testbin`` (Prometheus 3,
+prom-label-proxy, kube-apiserver, etcd, kubectl) are found by :mod:`realservers.testbin`;
+:mod:`realservers.kubeapiserver` runs the API server. The fixtures built on these live in
+``tests/conftest.py``.
 """
 
 from realservers.backfill import LoadedPrometheus as LoadedPrometheus
@@ -14,7 +18,10 @@ from realservers.ports import free_port as free_port
 from realservers.processes import BasicAuth as BasicAuth
 from realservers.processes import ServerNotReadyError as ServerNotReadyError
 from realservers.processes import ServerProcess as ServerProcess
+from realservers.prometheus import DEBIAN as DEBIAN
+from realservers.prometheus import PrometheusBinaries as PrometheusBinaries
 from realservers.prometheus import ScrapeTarget as ScrapeTarget
+from realservers.prometheus import use_binaries as use_binaries
 from realservers.serverset import InfrastructurePrometheusFactory as InfrastructurePrometheusFactory
 from realservers.serverset import ServerSet as ServerSet
 from realservers.serverset import TenantPrometheusFactory as TenantPrometheusFactory
@@ -29,12 +36,14 @@ from realservers.victoriametrics import force_flush as force_flush
 from realservers.victoriametrics import wait_for_result as wait_for_result
 
 __all__ = [
+    "DEBIAN",
     "BasicAuth",
     "Dataset",
     "InfrastructurePrometheusFactory",
     "LoadedPrometheus",
     "MetricType",
     "MtproxyProcess",
+    "PrometheusBinaries",
     "Sample",
     "ScrapeTarget",
     "Series",
@@ -48,5 +57,6 @@ __all__ = [
     "force_flush",
     "free_port",
     "start_prometheus_with_data",
+    "use_binaries",
     "wait_for_result",
 ]

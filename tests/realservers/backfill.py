@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from realservers.processes import ServerNotReadyError, ServerProcess
-from realservers.prometheus import infrastructure_prometheus
+from realservers.prometheus import PrometheusBinaries, current_binaries, infrastructure_prometheus
 from realservers.testdata import Dataset, write_openmetrics
 
 __all__ = ["PROMTOOL_BINARY", "LoadedPrometheus", "create_blocks", "start_prometheus_with_data"]
 
 PROMTOOL_BINARY = "promtool"
+"""Debian's; which promtool runs is :func:`realservers.prometheus.current_binaries`' unless given."""
 _RETENTION = "3650d"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -52,7 +53,7 @@ class LoadedPrometheus:
         return self.server.url
 
 
-def create_blocks(openmetrics_path: Path, storage_dir: Path) -> None:
+def create_blocks(openmetrics_path: Path, storage_dir: Path, *, binaries: PrometheusBinaries | None = None) -> None:
     """Run ``promtool tsdb create-blocks-from openmetrics`` into ``storage_dir``.
 
     Raises:
@@ -60,7 +61,7 @@ def create_blocks(openmetrics_path: Path, storage_dir: Path) -> None:
     """
     storage_dir.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        [PROMTOOL_BINARY, "tsdb", "create-blocks-from", "openmetrics", "--quiet",
+        [(binaries or current_binaries()).promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet",
          str(openmetrics_path), str(storage_dir)],
         capture_output=True,
         text=True,
@@ -73,8 +74,10 @@ def create_blocks(openmetrics_path: Path, storage_dir: Path) -> None:
         )
 
 
-def start_prometheus_with_data(workdir: Path, dataset: Dataset) -> LoadedPrometheus:
-    """Start an infrastructure Prometheus holding exactly ``dataset``.
+def start_prometheus_with_data(
+    workdir: Path, dataset: Dataset, *, binaries: PrometheusBinaries | None = None
+) -> LoadedPrometheus:
+    """Start an infrastructure Prometheus holding exactly ``dataset`` (of the build ``binaries``).
 
     Raises:
         RuntimeError: promtool failed.
@@ -84,8 +87,8 @@ def start_prometheus_with_data(workdir: Path, dataset: Dataset) -> LoadedPrometh
     openmetrics_path = workdir / "dataset.om"
     storage_dir = workdir / "data"
     write_openmetrics(dataset, openmetrics_path)
-    create_blocks(openmetrics_path, storage_dir)
-    server = infrastructure_prometheus(workdir, storage_dir=storage_dir, retention=_RETENTION)
+    create_blocks(openmetrics_path, storage_dir, binaries=binaries)
+    server = infrastructure_prometheus(workdir, storage_dir=storage_dir, retention=_RETENTION, binaries=binaries)
     server.start()
     try:
         _check_loaded(server, dataset)

@@ -10,14 +10,22 @@ Both listen on 127.0.0.1 only, keep their TSDB under their own working directory
 with ``--web.enable-lifecycle`` so a test may ``POST /-/reload`` after rewriting
 ``prometheus.yml`` (:func:`write_config` rewrites it). The admin API stays off.
 
-The flags are those of Prometheus 2.42 (Debian bookworm); the remote-write receiver flag
-replaced ``--enable-feature=remote-write-receiver`` in 2.33.
+Two builds run in both roles (:class:`PrometheusBinaries`): Debian's 2.42 (:data:`DEBIAN`,
+on ``PATH``) and Prometheus 3 built by ``make testbin`` (``prometheus3_binaries`` in
+``tests/conftest.py``). The flags used here mean the same in both: the remote-write receiver
+flag replaced ``--enable-feature=remote-write-receiver`` in 2.33 and is still the one in 3.x
+(which also accepts remote-write 2.0 messages on it). Which build a server runs is given by
+``binaries=``, or else by the innermost :func:`use_binaries` block around its construction,
+so a fixture can run code it does not own (``start_e2e_prometheus``, the forwarding
+campaign) on Prometheus 3 without a parameter threaded through it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,15 +33,58 @@ from realservers.ports import LOOPBACK
 from realservers.processes import ServerProcess
 
 __all__ = [
+    "DEBIAN",
     "PROMETHEUS_BINARY",
+    "PrometheusBinaries",
     "ScrapeTarget",
+    "current_binaries",
     "infrastructure_prometheus",
     "tenant_prometheus",
+    "use_binaries",
     "write_config",
 ]
 
-PROMETHEUS_BINARY = "prometheus"
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrometheusBinaries:
+    """One Prometheus build: its server and its promtool."""
+
+    version: str
+    """Major.minor, e.g. ``"2.42"`` or ``"3.16"``; ids and messages use it."""
+    prometheus: str
+    """Path (or a name on ``PATH``) of ``prometheus``."""
+    promtool: str
+    """Path (or a name on ``PATH``) of ``promtool`` of the same build."""
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".", 1)[0])
+
+
+DEBIAN = PrometheusBinaries(version="2.42", prometheus="prometheus", promtool="promtool")
+"""Debian bookworm's Prometheus, on ``PATH`` (``make system-packages``)."""
+
+PROMETHEUS_BINARY = DEBIAN.prometheus
 _READY_PATH = "/-/ready"
+_current: contextvars.ContextVar[PrometheusBinaries] = contextvars.ContextVar("prometheus_binaries", default=DEBIAN)
+
+
+def current_binaries() -> PrometheusBinaries:
+    """The build servers are made with when not told: the innermost :func:`use_binaries`, else Debian's."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def use_binaries(binaries: PrometheusBinaries) -> Iterator[PrometheusBinaries]:
+    """Servers (and promtool runs) created inside this block use ``binaries``.
+
+    A server keeps the build it was created with across restarts, whenever they happen.
+    """
+    token = _current.set(binaries)
+    try:
+        yield binaries
+    finally:
+        _current.reset(token)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,12 +155,14 @@ def _server(
     *,
     storage_dir: Path,
     extra_args: Sequence[str],
+    binaries: PrometheusBinaries | None,
 ) -> ServerProcess:
     config_path = workdir / "prometheus.yml"
+    binary = (binaries or current_binaries()).prometheus
 
     def argv(port: int) -> list[str]:
         return [
-            PROMETHEUS_BINARY,
+            binary,
             f"--config.file={config_path}",
             f"--storage.tsdb.path={storage_dir}",
             f"--web.listen-address={LOOPBACK}:{port}",
@@ -128,6 +181,7 @@ def infrastructure_prometheus(
     storage_dir: Path | None = None,
     retention: str | None = None,
     extra_args: Sequence[str] = (),
+    binaries: PrometheusBinaries | None = None,
 ) -> ServerProcess:
     """An infrastructure Prometheus, not yet started.
 
@@ -138,6 +192,7 @@ def infrastructure_prometheus(
         retention: ``--storage.tsdb.retention.time``, e.g. ``"30d"``. Prometheus measures it
             back from the newest block's end, not from now, and deletes older blocks.
         extra_args: More command-line flags.
+        binaries: The build to run (default: :func:`current_binaries`).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     write_config(workdir / "prometheus.yml", targets=targets)
@@ -149,6 +204,7 @@ def infrastructure_prometheus(
         workdir,
         storage_dir=storage_dir or workdir / "data",
         extra_args=args,
+        binaries=binaries,
     )
 
 
@@ -157,6 +213,7 @@ def tenant_prometheus(
     *,
     out_of_order_time_window_s: int | None = None,
     extra_args: Sequence[str] = (),
+    binaries: PrometheusBinaries | None = None,
 ) -> ServerProcess:
     """A tenant Prometheus that accepts remote writes at ``/api/v1/write``; not yet started.
 
@@ -164,6 +221,7 @@ def tenant_prometheus(
         workdir: Holds ``prometheus.yml``, ``server.log`` and ``data/``; it survives restarts.
         out_of_order_time_window_s: See :func:`write_config`.
         extra_args: More command-line flags.
+        binaries: The build to run (default: :func:`current_binaries`).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     write_config(workdir / "prometheus.yml", out_of_order_time_window_s=out_of_order_time_window_s)
@@ -172,4 +230,5 @@ def tenant_prometheus(
         workdir,
         storage_dir=workdir / "data",
         extra_args=["--web.enable-remote-write-receiver", *extra_args],
+        binaries=binaries,
     )

@@ -61,9 +61,13 @@ class ServerSet:
     Every method returns a server that is already running and ready.
     """
 
-    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+    def __init__(
+        self, tmp_path_factory: pytest.TempPathFactory, *, prometheus: prometheus.PrometheusBinaries | None = None
+    ) -> None:
         self._tmp_path_factory = tmp_path_factory
         self._servers: list[ServerProcess] = []
+        self._prometheus = prometheus
+        """The Prometheus build of every Prometheus this set starts (default: ``current_binaries()``)."""
 
     @property
     def servers(self) -> tuple[ServerProcess, ...]:
@@ -88,6 +92,7 @@ class ServerSet:
                 self._workdir("prometheus-tenant"),
                 out_of_order_time_window_s=out_of_order_time_window_s,
                 extra_args=extra_args,
+                binaries=self._prometheus,
             )
         )
 
@@ -105,6 +110,7 @@ class ServerSet:
                 targets=targets,
                 retention=retention,
                 extra_args=extra_args,
+                binaries=self._prometheus,
             )
         )
 

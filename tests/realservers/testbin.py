@@ -14,6 +14,7 @@ never a reason to pass with less.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import re
@@ -22,7 +23,18 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Program", "in_ci", "locate", "require", "version_of"]
+from realservers.prometheus import DEBIAN, PrometheusBinaries
+
+__all__ = [
+    "PROMETHEUS_FLAVOURS",
+    "Program",
+    "in_ci",
+    "locate",
+    "prometheus3",
+    "prometheus_build",
+    "require",
+    "version_of",
+]
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SCRIPT = REPOSITORY / "hack" / "testbin.sh"
@@ -116,3 +128,35 @@ def require(program: Program) -> Path:
     if in_ci():
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def prometheus3() -> PrometheusBinaries:
+    """Prometheus 3 and its promtool from the cache (module ``v0.3XX.Y`` is Prometheus 3.XX.Y)."""
+    prometheus = require(Program.PROMETHEUS)
+    promtool = require(Program.PROMTOOL)
+    module_version = locate(Program.PROMETHEUS).version
+    minor = int(module_version.removeprefix("v0.3").split(".")[0])
+    return PrometheusBinaries(version=f"3.{minor}", prometheus=str(prometheus), promtool=str(promtool))
+
+
+PROMETHEUS_FLAVOURS = (
+    pytest.param("2", id="prometheus-2.42"),
+    pytest.param("3", id="prometheus-3", marks=[pytest.mark.prometheus3]),
+)
+"""Params of a session fixture that runs once per Prometheus build; read them with :func:`prometheus_build`."""
+
+
+def prometheus_build(request: pytest.FixtureRequest, *, blocks_by_debian_promtool: bool = False) -> PrometheusBinaries:
+    """The build of this instance of a fixture parametrised with :data:`PROMETHEUS_FLAVOURS`.
+
+    ``blocks_by_debian_promtool``: keep Debian's promtool, so that test data loaded from blocks
+    is byte for byte the same in both runs. promtool 3 (like Prometheus 3's scrapes) stores
+    classic-histogram ``le`` and summary ``quantile`` values as floats (``le="1"`` becomes
+    ``le="1.0"``), which tests comparing against the data set would otherwise have to know.
+    """
+    if request.param == "3":
+        binaries: PrometheusBinaries = request.getfixturevalue("prometheus3_binaries")
+        if blocks_by_debian_promtool:
+            return dataclasses.replace(binaries, promtool=DEBIAN.promtool)
+        return binaries
+    return DEBIAN

@@ -4,6 +4,11 @@ Session-scoped servers are sync fixtures (pytest-trio's async fixtures are funct
 the end-to-end Prometheus (data set + exporter + rules), the exporter, the API double with
 the tenants' TokenReview/SubjectAccessReview answers, and the JWKS server. The proxy itself
 is per test, started by ``run_service`` in the test's own nursery (``start_service``).
+
+The end-to-end Prometheus runs once per build (Debian's 2.42, then Prometheus 3 from
+``make testbin``), so every endpoint test, ``match[]`` endpoints included, runs on both. Its
+blocks are written by Debian's promtool in both runs: promtool 3 would store ``le="1"`` as
+``le="1.0"``, and the tests compare answers with the data set.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realservers import LoadedPrometheus, ServerProcess
+from realservers import LoadedPrometheus, ServerProcess, use_binaries
+from realservers.testbin import PROMETHEUS_FLAVOURS, prometheus_build
 
 from mtproxy.apidouble import RunningDouble, start_in_thread
 
@@ -37,19 +43,22 @@ def exporter() -> Iterator[StaticExporter]:
     served.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=PROMETHEUS_FLAVOURS)
 def e2e_prometheus(
+    request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     infra_prometheus_with_data: LoadedPrometheus,
     exporter: StaticExporter,
 ) -> Iterator[ServerProcess]:
-    """The shared data set (same anchor as ``infra_prometheus_with_data``), the exporter, the rules."""
-    server = start_e2e_prometheus(
-        tmp_path_factory.mktemp("prometheus-e2e"),
-        infra_prometheus_with_data.data,
-        exporter_address=exporter.address,
-        rules=RULES,
-    )
+    """The shared data set (same anchor as ``infra_prometheus_with_data``), the exporter, the rules; per build."""
+    # the blocks come from one promtool in both runs (see prometheus_build), so the data is the same
+    with use_binaries(prometheus_build(request, blocks_by_debian_promtool=True)):
+        server = start_e2e_prometheus(
+            tmp_path_factory.mktemp("prometheus-e2e"),
+            infra_prometheus_with_data.data,
+            exporter_address=exporter.address,
+            rules=RULES,
+        )
     yield server
     server.stop()
 
