@@ -48,7 +48,7 @@ def success(response: httpx.Response) -> Any:
 
 async def health_check_buildinfo(client: httpx.AsyncClient, url: str, data: Any) -> None:
     info = success(await client.get(url + "/api/v1/status/buildinfo"))
-    assert info["version"].startswith("2.")
+    assert info["version"].split(".")[0] in {"2", "3"}, info  # the e2e backend runs 2.42, then 3.x
 
 
 async def health_check_query(client: httpx.AsyncClient, url: str, data: Any) -> None:
