@@ -13,6 +13,11 @@ Each entry is one of three forms, told apart in this order:
 
 The rule of an entry is its matchers ANDed with the object's ``labelSelectors`` (equality)
 and, under ``metricIsolation``, with ``namespace="<namespace>"``.
+
+Every entry, whatever its form, passes the depth-and-size guard of
+``mtproxy.api.promql_guard`` first, and selectors are parsed only through it: an entry or a
+``match[]`` selector deep enough to overflow the native parser's stack is a
+``PatternError``, never a crash of every process that reads the object.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import promql_parser
 
 from mtproxy.api.errors import PatternError
 from mtproxy.api.matchers import LABEL_NAME_RE, METRIC_NAME_RE, LabelMatcher, MatchOp, Rule
+from mtproxy.api.promql_guard import ParserInputError, ParserInputRefused, check_parser_depth, parse_guarded
 from mtproxy.api.regex import compile_anchored
 
 __all__ = ["ISOLATION_LABEL", "parse_pattern", "parse_selector", "rule_for_pattern", "rules_for"]
@@ -69,6 +75,13 @@ def parse_pattern(pattern: str) -> tuple[LabelMatcher, ...]:
         raise PatternError(pattern, f"is longer than {_MAX_PATTERN_LENGTH} characters")
     if "{" in text or "}" in text:
         return _parse_selector(pattern, text)
+    # A name or regex is never parsed as PromQL here, but its rule is printed into every query
+    # and match[] of the tenant: the same depth bound keeps those texts parseable.
+    # Escapes are left alone: a regex's \xff means U+00FF to RE2 and to Go alike.
+    try:
+        check_parser_depth(text, what="pattern", max_chars=_MAX_PATTERN_LENGTH)
+    except ParserInputRefused as exc:
+        raise PatternError(pattern, _refusal(exc, what="pattern")) from None
     if METRIC_NAME_RE.match(text):
         return (LabelMatcher(name="__name__", op=MatchOp.EQUAL, value=text),)
     try:
@@ -99,10 +112,17 @@ def parse_selector(text: str) -> tuple[LabelMatcher, ...]:
     return _parse_selector(text, text.strip())
 
 
+def _refusal(exc: ParserInputRefused, *, what: str) -> str:
+    """The guard's refusal as a pattern problem: the reason alone when it is about the whole text."""
+    return exc.reason if exc.construct == what else str(exc)
+
+
 def _parse_selector(pattern: str, text: str) -> tuple[LabelMatcher, ...]:
     try:
-        expr = promql_parser.parse(text)
-    except (ValueError, RuntimeError, OverflowError) as exc:
+        expr = parse_guarded(text, what="selector", max_chars=_MAX_PATTERN_LENGTH)
+    except ParserInputRefused as exc:
+        raise PatternError(pattern, _refusal(exc, what="selector")) from None
+    except ParserInputError as exc:
         raise PatternError(pattern, f"is not a valid selector: {exc}") from None
     if not isinstance(expr, promql_parser.VectorSelector):
         raise PatternError(pattern, f"must be a plain vector selector, not a {type(expr).__name__}")

@@ -7,14 +7,12 @@ construct the library accepts but 2.42 does not must therefore be refused here w
 
 Guarantees of :func:`parse_promql`, the one entry point for tenant query text:
 
-- it never hands the text to the library when the text could crash the process: the library
-  overflows the native stack (SIGSEGV, not an exception) from about 2,700 nested levels on an
-  8 MiB stack, so text with more than :data:`MAX_NESTING` operators and brackets is refused
-  before parsing, counted without regard to strings so that no spelling can hide one;
-- it refuses ``\\x80``-``\\xff`` and ``\\200``-``\\377`` string escapes: Prometheus reads them as
-  raw bytes, the library as the code points U+0080-U+00FF, which would silently change a
-  label value; and it refuses a backslash before a backtick, where the library's raw strings
-  run on past the end Prometheus sees;
+- the text reaches the library only through :func:`mtproxy.api.promql_guard.parse_guarded`,
+  the one guard every parsed text passes (``match[]`` and MetricAccess patterns too): text
+  with more than :data:`MAX_NESTING` operators and brackets, which could overflow the
+  library's native stack (a SIGSEGV, not an exception), is refused before parsing, and so
+  are the ``\\x80``-``\\xff`` / ``\\200``-``\\377`` string escapes and a backslash before a
+  backtick, which Prometheus and the library read as different values;
 - it registers ``holt_winters``, which 2.42 has and the library dropped;
 - parse errors become :class:`PromQLSyntaxError`, and everything it returns has passed
   :func:`check_supported`.
@@ -69,6 +67,8 @@ from promql_parser import (
     VectorSelector,
 )
 
+from mtproxy.api.promql_guard import MAX_NESTING, ParserInputRefused, ParserSyntaxError, is_library_panic, parse_guarded
+
 __all__ = [
     "AGGREGATIONS_2_42",
     "BINARY_OPERATORS",
@@ -92,10 +92,6 @@ __all__ = [
 
 DurationSign = Literal["positive", "non-negative", "any"]
 """Which durations :func:`duration_ms` accepts: ranges, subquery steps, offsets."""
-
-MAX_NESTING: Final = 500
-"""Most operators plus brackets accepted in query text: each costs the library's parser at most
-about 2 KiB of native stack, so 1000 stay far below a thread's default 8 MiB."""
 
 
 class PromQLError(ValueError):
@@ -176,10 +172,6 @@ _MAX_DURATION_MS: Final = (2**63 - 1) // 1_000_000
 _EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _ONE_MS: Final = datetime.timedelta(milliseconds=1)
 
-_NESTING_TOKEN: Final = re.compile(
-    r"[(\[+\-*/%^=!<>]|(?<![A-Za-z_:])(?:and|or|unless|atan2)(?![A-Za-z0-9_:])", re.IGNORECASE
-)
-_ESCAPE: Final = re.compile(r"\\(x[89a-fA-F][0-9a-fA-F]|[23][0-7][0-7]|.)", re.DOTALL)
 _RE2_OPTIONS: Final = re2.Options()
 _RE2_OPTIONS.log_errors = False
 
@@ -197,32 +189,12 @@ def parse_promql(query: str) -> Expr:
             construct 2.42 lacks (see :func:`check_supported`).
         PromQLSyntaxError: the library cannot parse the text.
     """
-    nesting = len(_NESTING_TOKEN.findall(query))
-    if nesting > MAX_NESTING:
-        raise PromQLUnsupported("query", f"has {nesting} operators and brackets, more than the {MAX_NESTING} allowed")
-    # Backslash pairs are taken left to right, as both lexers do inside strings; looking at
-    # every pair, in strings or not, can only refuse more, never miss one.
-    for match in _ESCAPE.finditer(query):
-        escaped = match.group(1)
-        if len(escaped) > 1:
-            raise PromQLUnsupported(
-                "\\" + escaped,
-                "a string escape above \\x7f is a raw byte to Prometheus; write the character itself or a \\u escape",
-            )
-        if escaped == "`":
-            raise PromQLUnsupported(
-                "\\`",
-                "the parser reads a backslash before a backtick as an escape, Prometheus ends the raw string "
-                'there; write a string ending in a backslash double-quoted ("a\\\\")',
-            )
     try:
-        expr = promql_parser.parse(query)
-    except ValueError as exc:
+        expr = parse_guarded(query, what="query")
+    except ParserInputRefused as exc:
+        raise PromQLUnsupported(exc.construct, exc.reason) from exc
+    except ParserSyntaxError as exc:
         raise PromQLSyntaxError(str(exc)) from exc
-    except BaseException as exc:
-        if not is_library_panic(exc):
-            raise
-        raise PromQLSyntaxError(f"the parser failed: {exc}") from exc
     check_supported(expr)
     return expr
 
@@ -346,12 +318,6 @@ def at_timestamp_ms(at: AtModifier) -> int | None:
     if rest:
         raise PromQLUnsupported(f"@ {when.isoformat()}", "is not a whole number of milliseconds")
     return int(ms)
-
-
-def is_library_panic(exc: BaseException) -> bool:
-    """Tell a Rust panic inside the parser library (a BaseException) from everything else."""
-    kind = type(exc)
-    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
 
 
 def _check_selector(selector: VectorSelector) -> None:

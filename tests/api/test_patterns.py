@@ -3,9 +3,13 @@ selectors the parser refuses, and that no input makes the parser crash."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from survival import assert_no_signal, run_python
 
 from mtproxy.api import (
     ISOLATION_LABEL,
@@ -14,9 +18,11 @@ from mtproxy.api import (
     PatternError,
     Rule,
     parse_pattern,
+    parse_selector,
     rule_for_pattern,
     rules_for,
 )
+from mtproxy.proxy.promql_parity import PromQLUnsupported, parse_promql
 
 EQ, NE, RE, NRE = MatchOp.EQUAL, MatchOp.NOT_EQUAL, MatchOp.REGEX, MatchOp.NOT_REGEX
 
@@ -373,3 +379,61 @@ def test_parse_pattern_raises_only_pattern_error_on_any_text(text: str) -> None:
         assert matchers
         assert all(isinstance(item, LabelMatcher) for item in matchers)
         Rule.of(matchers).selector()
+
+
+# --- deep input is a pattern error, in every form (checked in a child: the old way crashed) ---
+
+_DEEP_ENTRIES = {
+    "unary-chain": "-" * 9000 + "up",
+    "power-chain": "^".join(["up"] * 5000),
+    "selector-behind-deep-unary": "-" * 9000 + 'up{job="a"}',
+    "calls-around-a-selector": "abs(" * 3000 + '{job="a"}' + ")" * 3000,
+    "deep-regex-value": '{job=~"' + "(" * 7000 + ")" * 7000 + '"}',
+}
+"""Each under the 16384 characters an entry may have, so that depth is what refuses it."""
+
+_DEEP_PROBE = """
+import json, sys
+from mtproxy.api import PatternError, parse_pattern, parse_selector
+for name, text in json.loads(sys.stdin.read()).items():
+    for parse in (parse_pattern, parse_selector):
+        try:
+            parse(text)
+        except PatternError as exc:
+            print(name, parse.__name__, "refused:", str(exc)[:200], flush=True)
+        else:
+            print(name, parse.__name__, "accepted", flush=True)
+"""
+
+
+def test_deep_entry_is_refused_by_parse_pattern_and_parse_selector_without_a_crash() -> None:
+    completed = run_python(_DEEP_PROBE, stdin=json.dumps(_DEEP_ENTRIES))
+    assert_no_signal(completed, what="parse_pattern/parse_selector on deep text")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    lines = completed.stdout.splitlines()
+    assert len(lines) == 2 * len(_DEEP_ENTRIES), completed.stdout
+    for line in lines:
+        assert "refused: has" in line and "operators and brackets, more than the 500 allowed" in line, line
+
+
+@pytest.mark.parametrize(
+    ("selector", "construct"),
+    [
+        pytest.param('up{job="\\xff"}', "\\xff", id="hex-escape-high-byte"),
+        pytest.param('up{job="\\377"}', "\\377", id="octal-escape-high-byte"),
+        pytest.param("up{job=`a\\`}", "\\`", id="backslash-before-backtick"),
+    ],
+)
+def test_match_selector_reads_escapes_as_the_query_path_does(selector: str, construct: str) -> None:
+    """Prometheus reads \\xff as a raw byte, the parser as U+00FF: refused on both paths alike."""
+    with pytest.raises(PatternError, match=re.escape(construct)):
+        parse_selector(selector)
+    with pytest.raises(PatternError, match=re.escape(construct)):
+        parse_pattern(selector)
+    with pytest.raises(PromQLUnsupported) as refused:
+        parse_promql(selector)
+    assert refused.value.construct == construct
+
+
+def test_a_regex_entry_keeps_its_escapes_since_it_is_never_promql_text() -> None:
+    assert parse_pattern("a\\xff") == (m("__name__", RE, "a\\xff"),)
