@@ -97,6 +97,8 @@ class TenantsConfig:
     source: TenantSource = TenantSource.KUBERNETES
     files_directory: str | None = None
     """``tenants.files.directory``: MetricAccess YAML files, for ``source: files``."""
+    status_interval: str = "30s"
+    """How often, at most, status counters (series, samples, last write) are written back."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

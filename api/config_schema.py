@@ -118,6 +118,7 @@ class TenantsSchema(_Section):
     watch_namespaces = StringList(load_default=tuple)
     source = fields.Enum(c.TenantSource, by_value=True, load_default=c.TenantSource.KUBERNETES)
     files = StringMap(load_default=None)
+    status_interval = Duration(load_default="30s", min_ms=1000)
 
     @post_load
     def _to_model(self, data: dict[str, Any], **kwargs: Any) -> Any:

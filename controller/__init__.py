@@ -7,6 +7,7 @@ from mtproxy.controller.client import *
 from mtproxy.controller.clusterconfig import *
 from mtproxy.controller.controller import *
 from mtproxy.controller.errors import *
+from mtproxy.controller.events import *
 from mtproxy.controller.informer import *
 from mtproxy.controller.leaderelection import *
 from mtproxy.controller.manager import *
@@ -19,6 +20,7 @@ from mtproxy.controller.workqueue import *
 
 __all__ = [
     "EVENTS",
+    "EVENTS_V1",
     "LEASES",
     "APIError",
     "AlreadyExists",
@@ -30,6 +32,8 @@ __all__ = [
     "Conflict",
     "Controller",
     "ControllerStatistics",
+    "EventRecorder",
+    "EventRecorderStatistics",
     "EventType",
     "Gone",
     "Handler",

@@ -144,11 +144,24 @@ class KubeClient:
         return await self.request("PATCH", resource.path(namespace, name), body=patch, content_type=_MERGE_PATCH)
 
     async def patch_status(
-        self, resource: Resource, namespace: str | None, name: str, status: Mapping[str, Any]
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
-        """Merge-patch the ``status`` subresource (spec is left alone)."""
+        """Merge-patch the ``status`` subresource (spec is left alone).
+
+        With ``resource_version`` the patch applies only to that version of the object
+        (``Conflict`` otherwise), so a status computed from a stale read is never written.
+        """
         path = resource.path(namespace, name, subresource="status")
-        return await self.request("PATCH", path, body={"status": status}, content_type=_MERGE_PATCH)
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self.request("PATCH", path, body=body, content_type=_MERGE_PATCH)
 
     async def delete(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
         """Delete an object."""

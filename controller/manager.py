@@ -3,7 +3,7 @@
 Start order (controller-runtime's runnable groups): servers, then informers (and wait
 until every one has synced), then always-on runnables (controllers, the proxy), then
 leader-only runnables, inside leader election when it is on. Stop is the reverse: on
-SIGTERM/SIGINT (or ``stop()``), leader-only work is cancelled first, then always-on
+SIGTERM/SIGINT (or ``stop()``), in any phase, start-up included, leader-only work is cancelled first, then always-on
 runnables, then informers, then servers, each waited for in turn; the whole drain is
 bounded by ``grace_period_s``, after which everything left is cancelled.
 
@@ -143,27 +143,43 @@ class Manager:
                 self._stop.set()
                 return
 
+    async def _cancel_on_stop(self, starting: trio.CancelScope) -> None:
+        """A stop during start-up (e.g. SIGTERM while caches sync) ends the start at once."""
+        await self._stop.wait()
+        starting.cancel(reason="shutdown during start-up")
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Start everything in order, wait for stop, then drain in reverse within the grace period."""
+        """Start everything in order, wait for stop, then drain in reverse within the grace period.
+
+        A stop requested while starting (a level still waiting, e.g. for caches to sync)
+        cancels what is still starting and drains the levels already started.
+        """
         levels = [
             _Level("servers", self._servers),
             _Level("informers", [i.run for i in self._informers] + [self._wait_synced]),
             _Level("runnables", self._always),
             _Level("leader-only", [self._run_leader_only] if self._leader_only else []),
         ]
+        started: list[_Level] = []
         async with trio.open_nursery() as nursery:
             if self._handle_signals:
                 nursery.start_soon(self._watch_signals)
-            for level in levels:
-                self._phase = f"starting {level.name}"
-                await nursery.start(level.run)
-            self._phase = "running"
-            logger.info("manager started", extra={"informers": len(self._informers)})
-            task_status.started()
-            await self._stop.wait()
+            with trio.CancelScope() as starting:
+                nursery.start_soon(self._cancel_on_stop, starting)
+                for level in levels:
+                    self._phase = f"starting {level.name}"
+                    await nursery.start(level.run)
+                    started.append(level)
+            if starting.cancelled_caught:
+                logger.info("stopped during start-up", extra={"phase": self._phase})
+            else:
+                self._phase = "running"
+                logger.info("manager started", extra={"informers": len(self._informers)})
+                task_status.started()
+                await self._stop.wait()
             self._phase = "stopping"
             with trio.move_on_after(self._grace_period_s) as grace:
-                for level in reversed(levels):
+                for level in reversed(started):
                     level.scope.cancel(reason="shutdown")
                     await level.stopped.wait()
             if grace.cancelled_caught:

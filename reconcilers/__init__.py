@@ -3,4 +3,14 @@
 from mtproxy.reconcilers.metricaccess import *
 from mtproxy.reconcilers.tenants import *
 
-__all__ = ["JobDenied", "PolicyDecision", "desired_job", "desired_policy", "isolation_denied", "resolve_host_alias"]
+__all__ = [
+    "Grant",
+    "JobDenied",
+    "PolicyDecision",
+    "desired_job",
+    "desired_policy",
+    "granted_rules",
+    "isolation_denied",
+    "policy_of",
+    "resolve_host_alias",
+]

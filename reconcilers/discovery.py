@@ -9,9 +9,10 @@ are applied here. The port is matched by name or number; an object without a mat
 port is skipped rather than guessed at (the original fell back to 9090). Duplicates
 across types collapse to one target.
 
-``KubernetesDiscovery`` runs one informer per (type, namespace) and republishes the whole
-target list after every burst of changes; the pool keeps health marks of targets that
-stay, so a refresh never resets them.
+``KubernetesDiscovery`` runs one informer per (type, namespace); every change enqueues
+the one key of a ``discovery`` controller (the ``controller`` package's work queue, so a
+burst of changes collapses into one reconcile), which republishes the whole target
+list; the pool keeps health marks of targets that stay, so a refresh never resets them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import trio
 
 from mtproxy.api import KubernetesDiscoveryConfig
-from mtproxy.controller import Change, Informer, KubeClient, Resource
+from mtproxy.controller import Change, Controller, Informer, KubeClient, Request, Resource, Result
 
 __all__ = ["RESOURCES", "KubernetesDiscovery", "desired_targets"]
 
@@ -128,7 +129,7 @@ class KubernetesDiscovery:
                 informer = Informer(client, RESOURCES[kind], namespace=namespace, label_selector=selector)
                 informer.add_handler(self._on_change)
                 self._informers.append((kind, informer))
-        self._wakeup = trio.Event()
+        self.controller = Controller("discovery", self._reconcile, workers=1)
         self.targets: tuple[str, ...] = ()
 
     def informers(self) -> list[Informer]:
@@ -136,7 +137,12 @@ class KubernetesDiscovery:
         return [informer for _, informer in self._informers]
 
     def _on_change(self, change: Change) -> None:
-        self._wakeup.set()
+        self.controller.enqueue("", "targets")
+
+    async def _reconcile(self, request: Request) -> Result:
+        self._recompute()
+        await trio.lowlevel.checkpoint()
+        return Result()
 
     def _recompute(self) -> None:
         objects: dict[str, list[Mapping[str, Any]]] = {}
@@ -149,13 +155,8 @@ class KubernetesDiscovery:
         self._publish(targets)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Publish after the informers sync and after every burst of changes, until cancelled."""
+        """Publish once the informers have synced, then after every burst of changes, until cancelled."""
         for _, informer in self._informers:
             await informer.wait_synced()
         self._recompute()
-        task_status.started()
-        while True:
-            await self._wakeup.wait()
-            self._wakeup = trio.Event()
-            await trio.sleep(0)
-            self._recompute()
+        await self.controller.run(task_status=task_status)

@@ -1,21 +1,23 @@
-"""Tenants and jobs from a directory of MetricAccess files (``tenants.source: files``).
+"""MetricAccess objects from a directory of files (``tenants.source: files``).
 
 For running without Kubernetes: every ``*.yaml``/``*.yml``/``*.json`` file in the
-directory holds MetricAccess documents (multi-document YAML allowed). On start, and on
-every change of the directory (filesystem events through ``watchfiles``, not polling),
-all files are read again and the complete set of policies and jobs is published, so the
-result is always level-based: it never depends on which edit happened first.
+directory holds MetricAccess documents (multi-document YAML allowed). ``FilesSource`` is
+an object source like an informer: on start, and on every change of the directory
+(filesystem events through ``watchfiles``, not polling), all files are read again into
+a store of raw objects, and the differences are handed to the handlers as changes. The
+MetricAccess controller (``reconcilers.accesscontroller``) judges them exactly as it
+judges objects from the cluster: one derivation of policies and jobs for both modes.
 
-A bad document (invalid YAML, a schema error, a duplicate ``namespace/name``) is logged
-with its file and field path and left out; every other object is still served. A file
+A document that cannot be an object (invalid YAML, no name or namespace, a duplicate
+``namespace/name``) is logged with its file and left out; a schema error is the
+verdict's to report, with its field path. Every other object is still served. A file
 being written may be read half-way; the next event reads it whole.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,13 +26,10 @@ import trio
 import yaml
 from marshmallow import ValidationError
 
-from mtproxy.api import Config, MetricAccess, MetricAccessSchema, flatten_messages
-from mtproxy.proxy import AccessPolicy
-from mtproxy.reconcilers.metricaccess import JobDenied, desired_job
-from mtproxy.reconcilers.tenants import desired_policy
-from mtproxy.remotewrite.job import RemoteWriteJob
+from mtproxy.api import MetricAccess, MetricAccessSchema, flatten_messages
+from mtproxy.controller import Change, ChangeType, Store, StoreReader
 
-__all__ = ["DirectoryContents", "FilesSource", "read_directory", "read_directory_files"]
+__all__ = ["DirectoryContents", "FilesSource", "read_directory", "read_directory_documents", "read_directory_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,79 +80,96 @@ def read_directory_files(paths: Iterable[str | Path]) -> DirectoryContents:
     return DirectoryContents(objects=tuple(objects.values()), problems=tuple(problems))
 
 
-class FilesSource:
-    """Publishes the directory's policies and jobs now and after every change."""
+def read_directory_documents(directory: Path) -> tuple[dict[tuple[str, str], dict[str, Any]], tuple[str, ...]]:
+    """Every MetricAccess document of ``directory`` by (namespace, name), raw, and the problems."""
+    if not directory.is_dir():
+        return {}, (f"{directory}: not a directory",)
+    documents: dict[tuple[str, str], dict[str, Any]] = {}
+    problems: list[str] = []
+    for path in sorted(p for p in directory.iterdir() if p.suffix in _SUFFIXES and p.is_file()):
+        try:
+            loaded = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+            problems.append(f"{path}: cannot read: {str(exc)[:256]}")
+            continue
+        for index, document in enumerate(loaded):
+            if not isinstance(document, dict) or document.get("kind") != "MetricAccess":
+                continue
+            metadata = document.get("metadata")
+            namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+            name = metadata.get("name") if isinstance(metadata, dict) else None
+            if not isinstance(namespace, str) or not namespace or not isinstance(name, str) or not name:
+                problems.append(f"{path} document {index + 1}: metadata.name and metadata.namespace are required")
+                continue
+            if (namespace, name) in documents:
+                problems.append(f"{path} document {index + 1}: {namespace}/{name} is defined twice; the first is used")
+                continue
+            documents[(namespace, name)] = document
+    return documents, tuple(problems)
 
-    def __init__(
-        self,
-        directory: str | Path,
-        *,
-        config: Config,
-        publish_policies: Callable[[Mapping[str, AccessPolicy]], None],
-        publish_jobs: Callable[[Mapping[str, RemoteWriteJob]], None] | None = None,
-    ) -> None:
+
+class FilesSource:
+    """An object source over a directory: a store of raw documents, changes to handlers."""
+
+    def __init__(self, directory: str | Path) -> None:
         self._directory = Path(directory)
-        self._config = config
-        self._publish_policies = publish_policies
-        self._publish_jobs = publish_jobs
-        self.synced = trio.Event()
+        self._store: Store[dict[str, Any]] = Store()
+        self._handlers: list[Callable[[Change], None]] = []
+        self._synced = trio.Event()
         self.last_problems: tuple[str, ...] = ()
-        self.denied: dict[str, str] = {}
+        self.reloads = 0
+
+    @property
+    def store(self) -> StoreReader[dict[str, Any]]:
+        """The documents read last, by namespace and name."""
+        return self._store
+
+    def add_handler(self, handler: Callable[[Change], None]) -> None:
+        """Register a handler before ``run``; it is called once per changed document."""
+        self._handlers.append(handler)
 
     def has_synced(self) -> bool:
         """Whether the directory has been read once."""
-        return self.synced.is_set()
+        return self._synced.is_set()
 
-    def informers(self) -> list[Any]:
-        """None: files mode needs no Kubernetes."""
-        return []
+    async def wait_synced(self) -> None:
+        """Wait for the first read."""
+        await self._synced.wait()
 
     def reload(self) -> None:
-        """Read the directory and publish everything (sync: files are small)."""
-        contents = read_directory(self._directory)
-        for problem in contents.problems:
-            logger.error("metricaccess file invalid", extra={"problem": problem})
-        by_namespace: dict[str, list[MetricAccess]] = defaultdict(list)
-        for access in contents.objects:
-            by_namespace[access.metadata.namespace].append(access)
-        policies: dict[str, AccessPolicy] = {}
-        denied: dict[str, str] = {}
-        for namespace, objects in by_namespace.items():
-            decision = desired_policy(namespace, objects, guardrails=self._config.guardrails)
-            denied.update(dict(decision.denied))
-            if decision.policy is not None:
-                policies[namespace] = decision.policy
-        jobs: dict[str, RemoteWriteJob] = {}
-        if self._config.remote_write.enabled:
-            for access in contents.objects:
-                job = desired_job(access, self._config)
-                if isinstance(job, JobDenied):
-                    denied[access.key] = job.message
-                elif job is not None:
-                    jobs[job.key] = job
-        for key, reason in denied.items():
-            logger.warning("metricaccess denied by guardrails", extra={"metricaccess": key, "reason": reason})
-        self.last_problems = contents.problems
-        self.denied = denied
-        self._publish_policies(policies)
-        if self._publish_jobs is not None:
-            self._publish_jobs(jobs)
+        """Read the directory; store the documents; tell the handlers what changed."""
+        documents, problems = read_directory_documents(self._directory)
+        for problem in problems:
+            if problem not in self.last_problems:
+                logger.error("metricaccess file invalid", extra={"problem": problem})
+        self.last_problems = problems
+        previous = {(namespace, name): obj for namespace, name, obj in self._store.items()}
+        self._store.replace_all(documents)
+        changes: list[Change] = []
+        for key, obj in documents.items():
+            old = previous.get(key)
+            if old is None:
+                changes.append(Change(type=ChangeType.ADDED, namespace=key[0], name=key[1], old=None, new=obj))
+            elif old != obj:
+                changes.append(Change(type=ChangeType.UPDATED, namespace=key[0], name=key[1], old=old, new=obj))
+        for key, old in previous.items():
+            if key not in documents:
+                changes.append(Change(type=ChangeType.DELETED, namespace=key[0], name=key[1], old=old, new=old))
+        for change in changes:
+            for handler in self._handlers:
+                handler(change)
+        self.reloads += 1
         logger.info(
-            "tenants loaded",
-            extra={
-                "directory": str(self._directory),
-                "tenants": len(policies),
-                "jobs": len(jobs),
-                "problems": len(contents.problems),
-            },
+            "tenant files read",
+            extra={"directory": str(self._directory), "objects": len(documents), "problems": len(problems)},
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Load, report started, then reload on every change of the directory until cancelled."""
+        """Read, report started, then read again on every change of the directory until cancelled."""
         from watchfiles import awatch
 
         self.reload()
-        self.synced.set()
+        self._synced.set()
         task_status.started()
         # awatch waits in a worker thread that trio cannot interrupt; without a stop event it
         # returns only on a change or after its 5 s timeout, so cancelling would hang that long

@@ -28,6 +28,8 @@ class JobDenied:
     reason: str
     """A condition reason, e.g. ``PolicyDenied``."""
     message: str
+    guardrail: str = "guardrails"
+    """The config key of the guardrail that refuses, e.g. ``guardrails.remote_write_url_allowlist``."""
 
 
 def resolve_host_alias(url: str, aliases: dict[str, str] | None) -> str:
@@ -49,6 +51,7 @@ def _prometheus_destinations(access: MetricAccess, config: Config) -> tuple[Dest
     if namespace != access.metadata.namespace and not config.guardrails.allow_foreign_target_namespace:
         return JobDenied(
             reason="PolicyDenied",
+            guardrail="guardrails.allow_foreign_target_namespace",
             message=f"prometheus.targetNamespace {namespace!r} is another namespace "
             "(guardrails.allow_foreign_target_namespace is off)",
         )
@@ -77,7 +80,7 @@ def desired_job(access: MetricAccess, config: Config) -> RemoteWriteJob | JobDen
     namespace = access.metadata.namespace
     denied = isolation_denied(access, config.guardrails)
     if denied is not None:
-        return JobDenied(reason="PolicyDenied", message=denied)
+        return JobDenied(reason="PolicyDenied", message=denied, guardrail="guardrails.require_isolation")
     destinations: tuple[Destination, ...]
     aliases = dict(config.remote_write.host_aliases)
     if rw.target_type is TargetType.PROMETHEUS:
@@ -104,6 +107,7 @@ def desired_job(access: MetricAccess, config: Config) -> RemoteWriteJob | JobDen
         if not any(endpoint.url.startswith(prefix) for prefix in allowlist):
             return JobDenied(
                 reason="PolicyDenied",
+                guardrail="guardrails.remote_write_url_allowlist",
                 message=f"remoteWrite.url {endpoint.url!r} is not allowed "
                 "(guardrails.remote_write_url_allowlist lists the permitted prefixes)",
             )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from mtproxy.api import GuardrailsConfig, MetricAccess, Rule, rules_for
 from mtproxy.proxy import AccessPolicy
 
-__all__ = ["PolicyDecision", "desired_policy", "isolation_denied"]
+__all__ = ["Grant", "PolicyDecision", "desired_policy", "granted_rules", "isolation_denied", "policy_of"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,30 +41,52 @@ def isolation_denied(access: MetricAccess, guardrails: GuardrailsConfig) -> str 
     )
 
 
-def desired_policy(namespace: str, objects: Iterable[MetricAccess], *, guardrails: GuardrailsConfig) -> PolicyDecision:
-    """The merged policy of ``namespace`` from its MetricAccess ``objects``."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Grant:
+    """What one object in force grants its namespace."""
+
+    key: str
+    """``namespace/name`` of the object."""
+    rules: tuple[Rule, ...]
+    isolated: bool
+
+
+def granted_rules(access: MetricAccess) -> tuple[Rule, ...]:
+    """The rules one object grants: each pattern ANDed with its label selectors and, under
+    isolation, with its own namespace. The one place rules are derived from a spec."""
+    spec = access.spec
+    return rules_for(
+        spec.metrics,
+        label_selectors=spec.label_selectors,
+        isolation_namespace=access.metadata.namespace if spec.metric_isolation else None,
+    )
+
+
+def policy_of(namespace: str, grants: Iterable[Grant]) -> AccessPolicy | None:
+    """The union of the grants of one namespace's objects in force; None when they grant nothing."""
     rules: list[Rule] = []
     sources: list[str] = []
-    denied: list[tuple[str, str]] = []
     isolated = True
-    for access in sorted(objects, key=lambda a: a.metadata.name):
+    for grant in sorted(grants, key=lambda g: g.key):
+        rules.extend(grant.rules)
+        sources.append(grant.key)
+        isolated = isolated and grant.isolated
+    if not rules:
+        return None
+    return AccessPolicy.of(namespace, rules, isolated=isolated, sources=sources)
+
+
+def desired_policy(namespace: str, objects: Iterable[MetricAccess], *, guardrails: GuardrailsConfig) -> PolicyDecision:
+    """The merged policy of ``namespace`` from its MetricAccess ``objects`` (tools and tests;
+    the service derives the same from its verdicts, ``mtproxy.reconcilers.verdict``)."""
+    grants: list[Grant] = []
+    denied: list[tuple[str, str]] = []
+    for access in objects:
         if access.metadata.namespace != namespace:
             continue
         reason = isolation_denied(access, guardrails)
         if reason is not None:
             denied.append((access.key, reason))
             continue
-        spec = access.spec
-        rules.extend(
-            rules_for(
-                spec.metrics,
-                label_selectors=spec.label_selectors,
-                isolation_namespace=namespace if spec.metric_isolation else None,
-            )
-        )
-        sources.append(access.key)
-        isolated = isolated and spec.metric_isolation
-    if not rules:
-        return PolicyDecision(policy=None, denied=tuple(denied))
-    policy = AccessPolicy.of(namespace, rules, isolated=isolated, sources=sources)
-    return PolicyDecision(policy=policy, denied=tuple(denied))
+        grants.append(Grant(key=access.key, rules=granted_rules(access), isolated=access.spec.metric_isolation))
+    return PolicyDecision(policy=policy_of(namespace, grants), denied=tuple(sorted(denied)))
