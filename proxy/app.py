@@ -1,13 +1,22 @@
 """The proxy's ASGI application: one request from bytes on the wire to an enforced answer.
 
 Order for a tenant route: read the body (bounded), parse the parameters as Prometheus
-does, authenticate the tenant, find its policy (none: 403 saying so), let the endpoint's
-policy build the backend request from the parsed values only (or answer directly), try
-the cache, take a slot of the concurrency limiter (or 503 with Retry-After after
-``queue_timeout``), call the backend within ``backend_timeout`` (504 after it), check the
-answer (defence in depth, filters), respond. A client that disconnects cancels the
-backend call. Every error is Prometheus' envelope with the right status. Operations
-routes (health, metrics, debug) are answered by ``mtproxy.proxy.ops``.
+does, authenticate the tenant, find its policy (none: 403 saying so), check the request's
+limits (``mtproxy.proxy.limits``: size, range, points), take a slot of the fair queue
+(``mtproxy.proxy.fairqueue``: a per-tenant share of ``max_concurrent_requests``, waiting
+tenants served in turn; after ``queue_timeout`` 429 for a tenant at its share, 503 when the
+service is full, both with Retry-After), let the endpoint's policy build the backend
+request from the parsed values only (or answer directly), try the cache, call the backend
+within ``backend_timeout`` (504 after it), check the answer (defence in depth, filters),
+respond. A client that disconnects cancels the work, queueing included. Every error is
+Prometheus' envelope with the right status. Operations routes (health, metrics, debug)
+are answered by ``mtproxy.proxy.ops`` and take no slot.
+
+The event loop stays free for health probes and other tenants: parsing a large request
+runs in a worker thread (pure Python, so the GIL is shared), and enforcing a large query or
+reading, checking, merging or filtering a large answer runs in a worker process
+(``mtproxy.proxy.offload``: the parser and the JSON decoder hold the GIL throughout).
+Small work stays inline, where a trip to a worker would cost more than the work.
 
 This module is one unit because it is the one place the request's steps are ordered;
 each step's logic lives in its own module.
@@ -15,16 +24,18 @@ each step's logic lives in its own module.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
 from mtproxy.api import ProxyConfig, QueryMode, parse_duration_ms
-from mtproxy.proxy import filters
+from mtproxy.proxy import filters, metadata
 from mtproxy.proxy.auth.base import Authenticator, AuthRequest, Tenant
 from mtproxy.proxy.backends import BackendPool, BackendResponse
 from mtproxy.proxy.cache import ResponseCache
@@ -39,8 +50,11 @@ from mtproxy.proxy.errors import (
     Unavailable,
     render_error,
 )
+from mtproxy.proxy.fairqueue import FairQueue, QueueTimeout
+from mtproxy.proxy.limits import QueryLimits, TooManyRequests
 from mtproxy.proxy.merge import merge_json_answers, merge_text_answers
 from mtproxy.proxy.metrics import ProxyMetrics
+from mtproxy.proxy.offload import Offload, default_workers
 from mtproxy.proxy.ops import OpsHandler
 from mtproxy.proxy.outcomes import BackendRequest, ImmediateAnswer, ResultCheck
 from mtproxy.proxy.params import RequestParams, parse_request_params
@@ -49,7 +63,6 @@ from mtproxy.proxy.query_endpoints import query_request
 from mtproxy.proxy.resultcheck import check_result
 from mtproxy.proxy.routes import Route, RouteKind, match_route
 from mtproxy.proxy.series_endpoints import (
-    enforced_matches,
     federate_request,
     label_values_request,
     labels_request,
@@ -69,6 +82,20 @@ _JSON = "application/json"
 _CLIENT_GONE = 499
 """Recorded (as nginx does) when the client left before the answer; nothing is sent."""
 _SINGLE_HEADERS = frozenset({"authorization", "x-tenant-namespace", "x-api-key", "content-type"})
+_QUERY_KINDS = frozenset({RouteKind.QUERY, RouteKind.QUERY_RANGE, RouteKind.QUERY_EXEMPLARS, RouteKind.FORMAT_QUERY})
+_MATCH_KINDS = frozenset({RouteKind.SERIES, RouteKind.LABELS, RouteKind.LABEL_VALUES, RouteKind.FEDERATE})
+_PARSE_IN_THREAD_BYTES = 64 * 1024
+"""Above this, a request's parameters are parsed in a worker thread (pure Python: the loop keeps turns)."""
+_ENFORCE_IN_WORKER_BYTES = 16 * 1024
+"""Above this much query text, enforcement runs in a worker process (the parser holds the GIL)."""
+_JSON_IN_WORKER_BYTES = 256 * 1024
+"""Above this, reading, checking, merging or filtering an answer runs in a worker process."""
+
+_EMPTY_METADATA = b'{"status":"success","data":{}}'
+_NO_TARGET_METADATA = frozenset({400, 404, 405, 501})
+"""Statuses of a backend without ``/api/v1/targets/metadata`` (Thanos, VictoriaMetrics …)."""
+
+T = TypeVar("T")
 
 
 class _Answer:
@@ -108,6 +135,7 @@ class ProxyApp:
         backends: BackendPool,
         metrics: ProxyMetrics,
         ops: OpsHandler,
+        offload: Offload | None = None,
     ) -> None:
         self._config = config
         self._tenants = tenants
@@ -115,7 +143,14 @@ class ProxyApp:
         self._backends = backends
         self._metrics = metrics
         self._ops = ops
-        self._limiter = trio.CapacityLimiter(config.max_concurrent_requests)
+        self._queue = FairQueue(
+            total_slots=config.max_concurrent_requests,
+            tenant_slots=config.max_concurrent_requests_per_tenant or max(1, config.max_concurrent_requests // 4),
+        )
+        metrics.watch_queue(self._queue.statistics, has_policy=lambda ns: tenants.policy_for(ns) is not None)
+        self._limits = QueryLimits.from_config(config)
+        self._offload = offload if offload is not None else Offload(workers=default_workers())
+        self._threads = trio.CapacityLimiter(default_workers())
         self._queue_timeout_s = parse_duration_ms(config.queue_timeout) / 1000
         self._backend_timeout_s = parse_duration_ms(config.backend_timeout) / 1000
         self._backend_headers = {"Accept-Encoding": "gzip"} if config.backend_compression else None
@@ -129,6 +164,20 @@ class ProxyApp:
     def cache(self) -> ResponseCache | None:
         """The response cache, when caching is on."""
         return self._cache
+
+    @property
+    def queue(self) -> FairQueue:
+        """The fair queue tenant requests wait in."""
+        return self._queue
+
+    @property
+    def offload(self) -> Offload:
+        """The worker processes that take CPU-heavy work off the event loop."""
+        return self._offload
+
+    def close(self) -> None:
+        """Stop the worker processes (the service is stopping)."""
+        self._offload.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -149,12 +198,18 @@ class ProxyApp:
             if method not in route.methods:
                 raise MethodNotAllowed(f"method {method} not allowed for {route.template}")
             body = await self._read_body(receive)
-            params = parse_request_params(
+            query_string = scope.get("query_string", b"")
+            parse = functools.partial(
+                parse_request_params,
                 method="POST" if method == "POST" else "GET",
-                query_string=scope.get("query_string", b""),
+                query_string=query_string,
                 content_type=_header(scope, b"content-type"),
                 body=body,
             )
+            if len(body) + len(query_string) > _PARSE_IN_THREAD_BYTES:
+                params = await trio.to_thread.run_sync(parse, limiter=self._threads)
+            else:
+                params = parse()
             headers = _headers(scope)
             if route.tenant or route.kind in (
                 RouteKind.DEBUG_TENANTS,
@@ -265,22 +320,79 @@ class ProxyApp:
         self, route: Route, path_params: Mapping[str, str], params: RequestParams, tenant: Tenant
     ) -> _Answer:
         policy = self._policy(tenant)
+        given = self._check_limits(route.kind, params)
+        try:
+            await self._queue.acquire(tenant.namespace, timeout_s=self._queue_timeout_s)
+        except QueueTimeout as timeout:
+            raise self._queue_refusal(timeout) from None
+        try:
+            return await self._answer_tenant(route, path_params, params, policy, given)
+        finally:
+            self._queue.release(tenant.namespace)
+
+    def _check_limits(self, kind: RouteKind, params: RequestParams) -> int:
+        """Refuse what exceeds the request limits; the bytes of query text given (query or match[])."""
+        if kind in _QUERY_KINDS:
+            given = len((params.single("query") or "").encode("utf-8"))
+            self._limits.check_size("the query", given)
+            if kind is RouteKind.QUERY_RANGE:
+                self._limits.check_range(params)
+            return given
+        if kind in _MATCH_KINDS:
+            given = sum(len(m.encode("utf-8")) for m in params.multi("match[]"))
+            self._limits.check_size("the match[] selectors", given)
+            return given
+        return 0
+
+    def _queue_refusal(self, timeout: QueueTimeout) -> ProxyError:
+        retry_after_s = max(1, math.ceil(self._queue_timeout_s))
+        if timeout.over_share:
+            return TooManyRequests(
+                f"namespace {timeout.tenant!r} has {self._queue.tenant_slots} requests running, its whole share "
+                "(proxy.max_concurrent_requests_per_tenant), and waited proxy.queue_timeout for one to finish; "
+                "retry later",
+                retry_after_s=retry_after_s,
+            )
+        return Unavailable("too many concurrent requests; retry later", retry_after_s=retry_after_s)
+
+    async def _compute(self, size: int, threshold: int, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)``: in a worker process when ``size`` exceeds ``threshold``, else inline."""
+        if size > threshold:
+            return await self._offload.run(function, *args)
+        return function(*args)
+
+    async def _answer_tenant(
+        self,
+        route: Route,
+        path_params: Mapping[str, str],
+        params: RequestParams,
+        policy: AccessPolicy,
+        given: int,
+    ) -> _Answer:
         kind = route.kind
         if kind is RouteKind.METADATA:
             return await self._metadata(policy, params)
         if kind in (RouteKind.RULES, RouteKind.ALERTS):
             response = await self._fetch(BackendRequest(method="GET", path=route.template, params=()))
-            filtered = (
-                (filters.filter_rules if kind is RouteKind.RULES else filters.filter_alerts)(
-                    response.body, policy=policy
-                )
-                if response.status == 200
-                else response.body
+            if response.status != 200:
+                return _Answer(response.status, response.content_type, response.body)
+            keep = filters.filter_rules if kind is RouteKind.RULES else filters.filter_alerts
+            filtered = await self._compute(
+                len(response.body), _JSON_IN_WORKER_BYTES, functools.partial(keep, policy=policy), response.body
             )
             return _Answer(response.status, response.content_type, filtered)
-        decision = self._decide(kind, policy, params, path_params)
+        try:
+            decision = await self._compute(given, _ENFORCE_IN_WORKER_BYTES, decide, kind, policy, params, path_params)
+        except ProxyError as error:
+            if kind in _QUERY_KINDS:
+                self._metrics.enforcement_refusals.labels(str(error.status)).inc()
+            raise
         if isinstance(decision, ImmediateAnswer):
             return _Answer(decision.status, decision.content_type, decision.body)
+        if given:
+            sent = sum(len(v.encode("utf-8")) for k, v in decision.params if k in ("query", "match[]"))
+            what = "the query" if kind in _QUERY_KINDS else "the match[] selectors"
+            self._limits.check_growth(what, given, sent, rules=len(policy.rules))
         cache_key = (policy.digest, decision.method, decision.path, decision.params)
         if self._cache is not None and decision.cacheable:
             cached = self._cache.get(cache_key)
@@ -292,84 +404,86 @@ class ProxyApp:
         status, content_type, body = response.status, response.content_type, response.body
         raw_body = body
         if status == 200 and policy.isolated:
-            body = check_result(
-                decision.result_check,
-                body,
-                namespace=policy.namespace,
-                on_violation=lambda n: self._metrics.enforcement_violations.inc(n),
+            checked, violations = await self._compute(
+                len(body), _JSON_IN_WORKER_BYTES, checked_body, decision.result_check, body, policy.namespace
             )
+            if violations:
+                self._metrics.enforcement_violations.inc(violations)
+            body = body if checked is None else checked
         if self._cache is not None and decision.cacheable and status == 200:
             self._cache.put(cache_key, status, content_type, body)
         if self._config.enable_request_logging and decision.result_check is not ResultCheck.NONE:
-            self._log_aggregate(policy, raw_body, body)
+            changed = None if body is raw_body else body
+            counts = await self._compute(
+                len(raw_body) + len(body), _JSON_IN_WORKER_BYTES, _count_pair, raw_body, changed
+            )
+            self._log_aggregate(policy, *counts)
         return _Answer(status, content_type, body)
 
-    def _log_aggregate(self, policy: AccessPolicy, raw: bytes, checked: bytes) -> None:
+    def _log_aggregate(self, policy: AccessPolicy, total: int, filtered: int) -> None:
         """The original's per-query summary line, kept for the dashboards and alerts built on it."""
         logger.info(
             "Aggregated and filtered results from all targets",
             extra={
                 "tenant_id": f"{policy.namespace}/{','.join(s.split('/', 1)[-1] for s in policy.sources)}",
-                "total_metrics": _count_results(raw),
-                "filtered_metrics": _count_results(checked),
+                "total_metrics": total,
+                "filtered_metrics": filtered,
                 "successful_targets": 1
                 if self._config.query_mode is QueryMode.LOAD_BALANCE
                 else self._backends.statistics().healthy,
             },
         )
 
-    def _decide(
-        self, kind: RouteKind, policy: AccessPolicy, params: RequestParams, path_params: Mapping[str, str]
-    ) -> BackendRequest | ImmediateAnswer:
-        if kind in (RouteKind.QUERY, RouteKind.QUERY_RANGE, RouteKind.QUERY_EXEMPLARS, RouteKind.FORMAT_QUERY):
-            try:
-                return query_request(kind.value, policy, params)
-            except ProxyError as error:
-                self._metrics.enforcement_refusals.labels(str(error.status)).inc()
-                raise
-        if kind is RouteKind.SERIES:
-            return series_request(policy, params)
-        if kind is RouteKind.LABELS:
-            return labels_request(policy, params)
-        if kind is RouteKind.LABEL_VALUES:
-            return label_values_request(policy, params, label=path_params["name"])
-        if kind is RouteKind.FEDERATE:
-            return federate_request(policy, params)
-        if kind is RouteKind.BUILDINFO:
-            return BackendRequest(method="GET", path="/api/v1/status/buildinfo", params=())
-        raise NotFound(f"no such endpoint: {kind.value}")  # fail closed on a kind without a policy
-
     async def _metadata(self, policy: AccessPolicy, params: RequestParams) -> _Answer:
-        pairs = [(name, value) for name in ("metric",) for value in [params.single(name)] if value is not None]
+        """``/api/v1/metadata`` built from what the tenant sees (see ``mtproxy.proxy.metadata``)."""
+        metric = params.single("metric")
         limit_text = params.single("limit")
         try:
             limit = int(limit_text) if limit_text is not None else None
         except ValueError:
             raise BadRequest(f"limit: not an integer: {limit_text!r}") from None
-        metadata = await self._fetch(BackendRequest(method="GET", path="/api/v1/metadata", params=tuple(pairs)))
-        if metadata.status != 200:
-            return _Answer(metadata.status, metadata.content_type, metadata.body)
-        matches = enforced_matches(policy, ())
-        names_answer = await self._fetch(
+        visible = await self._fetch(
             BackendRequest(
-                method="GET", path="/api/v1/label/__name__/values", params=tuple(("match[]", m) for m in matches)
+                method="POST", path="/api/v1/query", params=(("query", metadata.visible_sources_query(policy.rules)),)
             )
         )
-        names = json.loads(names_answer.body).get("data") or [] if names_answer.status == 200 else []
-        return _Answer(
-            200, _JSON, filters.filter_metadata(metadata.body, visible_names=_family_names(names), limit=limit)
+        if visible.status != 200:
+            return _Answer(visible.status, visible.content_type, visible.body)
+        sources = await self._compute(len(visible.body), _JSON_IN_WORKER_BYTES, metadata.visible_sources, visible.body)
+        if metric is not None:
+            sources = {source for source in sources if source[0] == metric}
+        selector = metadata.target_selector(sources)
+        if selector is None:
+            return _Answer(200, _JSON, _EMPTY_METADATA)  # no visible series comes from a scrape target
+        pairs = [("match_target", selector)] + ([("metric", metric)] if metric is not None else [])
+        targets = await self._fetch(BackendRequest(method="GET", path="/api/v1/targets/metadata", params=tuple(pairs)))
+        if targets.status == 200:
+            answer = await self._compute(
+                len(targets.body),
+                _JSON_IN_WORKER_BYTES,
+                metadata.metadata_from_targets,
+                targets.body,
+                frozenset(sources),
+                limit,
+                metric,
+            )
+            return _Answer(200, _JSON, answer if answer is not None else _EMPTY_METADATA)
+        if targets.status not in _NO_TARGET_METADATA:
+            return _Answer(targets.status, targets.content_type, targets.body)
+        # the backend cannot tell which target said what: its merged metadata, kept to the visible names
+        merged = await self._fetch(
+            BackendRequest(method="GET", path="/api/v1/metadata", params=(("metric", metric),) if metric else ())
         )
+        if merged.status != 200:
+            return _Answer(merged.status, merged.content_type, merged.body)
+        names = frozenset(name for name, _, _ in sources)
+        answer = await self._compute(
+            len(merged.body), _JSON_IN_WORKER_BYTES, metadata.metadata_of_names, merged.body, names, limit
+        )
+        return _Answer(200, _JSON, answer if answer is not None else _EMPTY_METADATA)
 
     async def _fetch(self, request: BackendRequest, *, fan_out: bool = False) -> BackendResponse:
         """The backend's answer, decoded (gzip on the wire only with ``backend_compression``)."""
-        try:
-            self._limiter.acquire_nowait()  # a free slot costs no trip through the scheduler
-        except trio.WouldBlock:
-            with trio.move_on_after(self._queue_timeout_s) as queued:
-                await self._limiter.acquire()
-            if queued.cancelled_caught:
-                self._metrics.queue_rejections.inc()
-                raise Unavailable("too many concurrent requests; retry later", retry_after_s=1) from None
         self._metrics.in_flight.inc()
         try:
             with trio.move_on_after(self._backend_timeout_s) as deadline:
@@ -383,7 +497,6 @@ class ProxyApp:
             raise ProxyError(f"backend did not answer within {self._config.backend_timeout}", status=504)
         finally:
             self._metrics.in_flight.dec()
-            self._limiter.release()
 
     async def _fan_out(self, request: BackendRequest) -> tuple[int, str, bytes]:
         replicas = self._config.replica_labels
@@ -398,32 +511,62 @@ class ProxyApp:
                 answers.append((result.target, result.status, result.body))
             else:
                 answers.append(("unknown", 502, render_error(BackendError(str(result)))))
+        size = sum(len(body) for _, _, body in answers)
         if request.result_check is ResultCheck.FEDERATE:
             bodies = [body for _, status, body in answers if status == 200]
             if not bodies:
                 raise BackendError("no backend answered")
-            return 200, "text/plain; version=0.0.4; charset=utf-8", merge_text_answers(bodies)
-        status, body = merge_json_answers(
-            answers, replica_labels=replicas, strings="label_names" if request.path == "/api/v1/labels" else "values"
+            merged_text = await self._compute(size, _JSON_IN_WORKER_BYTES, merge_text_answers, bodies)
+            return 200, "text/plain; version=0.0.4; charset=utf-8", merged_text
+        merge = functools.partial(
+            merge_json_answers,
+            replica_labels=replicas,
+            strings="label_names" if request.path == "/api/v1/labels" else "values",
         )
+        status, body = await self._compute(size, _JSON_IN_WORKER_BYTES, merge, answers)
         return status, _JSON, body
 
 
-_FAMILY_SUFFIXES = ("_bucket", "_sum", "_count", "_total", "_created", "_info", "_gsum", "_gcount")
+def decide(
+    kind: RouteKind, policy: AccessPolicy, params: RequestParams, path_params: Mapping[str, str]
+) -> BackendRequest | ImmediateAnswer:
+    """The endpoint policy's decision for a tenant route: the enforced backend request, or an answer.
 
+    Pure, so a large query can be enforced in a worker process.
 
-def _family_names(names: list[str]) -> set[str]:
-    """Series names plus the metric family names Prometheus keys metadata by.
-
-    A histogram ``foo`` has the series ``foo_bucket``/``foo_sum``/``foo_count`` and an
-    OpenMetrics counter ``foo`` has ``foo_total``, but ``/api/v1/metadata`` lists them as ``foo``.
+    Raises:
+        ProxyError: the endpoint's refusal (unparsable, outside the policy, unknown kind).
     """
-    out = set(names)
-    for name in names:
-        for suffix in _FAMILY_SUFFIXES:
-            if name.endswith(suffix) and len(name) > len(suffix):
-                out.add(name[: -len(suffix)])
-    return out
+    if kind in _QUERY_KINDS:
+        return query_request(kind.value, policy, params)
+    if kind is RouteKind.SERIES:
+        return series_request(policy, params)
+    if kind is RouteKind.LABELS:
+        return labels_request(policy, params)
+    if kind is RouteKind.LABEL_VALUES:
+        return label_values_request(policy, params, label=path_params["name"])
+    if kind is RouteKind.FEDERATE:
+        return federate_request(policy, params)
+    if kind is RouteKind.BUILDINFO:
+        return BackendRequest(method="GET", path="/api/v1/status/buildinfo", params=())
+    raise NotFound(f"no such endpoint: {kind.value}")  # fail closed on a kind without a policy
+
+
+def checked_body(kind: ResultCheck, body: bytes, namespace: str) -> tuple[bytes | None, int]:
+    """``check_result`` as a pure function: (the changed body or None, series removed)."""
+    removed = [0]
+
+    def count(n: int) -> None:
+        removed[0] += n
+
+    checked = check_result(kind, body, namespace=namespace, on_violation=count)
+    return (None if checked is body else checked), removed[0]
+
+
+def _count_pair(raw: bytes, checked: bytes | None) -> tuple[int, int]:
+    """Results before and after the check (``checked`` None: unchanged), for the summary log line."""
+    total = _count_results(raw)
+    return total, total if checked is None else _count_results(checked)
 
 
 def _count_results(body: bytes) -> int:

@@ -351,6 +351,7 @@ async def _serve(wiring: _Wiring, *, task_status: trio.TaskStatus[RunningProxy] 
         )
         server = HTTPServer(app, host="127.0.0.1", port=0, graceful_timeout_s=1.0)
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(_close_on_exit, app)
             await nursery.start(server.run)
             host, port = server.bound[0].split("://")[-1].rsplit(":", 1)
             task_status.started(
@@ -367,6 +368,13 @@ async def _serve(wiring: _Wiring, *, task_status: trio.TaskStatus[RunningProxy] 
                     server=server,
                 )
             )
+
+
+async def _close_on_exit(app: ProxyApp) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        app.close()  # its worker processes, if a test started any
 
 
 async def start_proxy(
@@ -417,6 +425,7 @@ async def open_proxy(
 
 
 # -- checking what the backend received ------------------------------------------------------
+
 
 def label_universe(label_sets: Iterable[Mapping[str, str]], namespaces: Sequence[str]) -> list[dict[str, str]]:
     """The given label sets, each also moved to every other namespace and with no namespace at all.

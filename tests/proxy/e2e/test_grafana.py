@@ -100,8 +100,9 @@ async def panel_instant_query_post(client: httpx.AsyncClient, url: str, data: An
     form = {"query": "sum by (pod) (rate(http_requests_total[5m]))", "time": str(data.end_s)}
     result = success(await client.post(url + "/api/v1/query", data=form))
     pods = {item["metric"]["pod"] for item in result["result"]}
-    assert pods == {s.get("pod") for s in visible_series(data.live_at(data.end_ms), "team-a")
-                    if s.name == "http_requests_total"}
+    assert pods == {
+        s.get("pod") for s in visible_series(data.live_at(data.end_ms), "team-a") if s.name == "http_requests_total"
+    }
 
 
 async def panel_range_query_post(client: httpx.AsyncClient, url: str, data: Any) -> None:
@@ -121,10 +122,10 @@ async def exemplars_post(client: httpx.AsyncClient, url: str, data: Any) -> None
 
 async def metadata_for_types(client: httpx.AsyncClient, url: str, data: Any) -> None:
     metadata = success(await client.get(url + "/api/v1/metadata"))
-    assert metadata["e2e_latency_seconds"][0]["type"] == "histogram"
+    assert metadata["e2e_queue_depth"][0]["type"] == "gauge"
     assert "e2e_team_b_only" not in metadata
-    one = success(await client.get(url + "/api/v1/metadata", params={"metric": "e2e_jobs"}))
-    assert list(one) == ["e2e_jobs"]
+    one = success(await client.get(url + "/api/v1/metadata", params={"metric": "e2e_queue_depth"}))
+    assert list(one) == ["e2e_queue_depth"]
 
 
 CALLS = [
