@@ -20,6 +20,7 @@ from mtproxy.api.matchers import LABEL_NAME_RE, METRIC_NAME_RE, LabelMatcher, Ma
 from mtproxy.api.metricaccess import *
 from mtproxy.api.patterns import ISOLATION_LABEL, parse_pattern, parse_selector, rule_for_pattern, rules_for
 from mtproxy.api.regex import compile_anchored, compile_relabel_regex, validate_re2
+from mtproxy.api.regex_text import expand_literal_spans_in_promql
 from mtproxy.api.relabel import (
     DEFAULT_REGEX,
     DEFAULT_REPLACEMENT,
@@ -99,6 +100,7 @@ __all__ = [
     "TenantsConfig",
     "compile_anchored",
     "compile_relabel_regex",
+    "expand_literal_spans_in_promql",
     "flatten_messages",
     "format_duration",
     "load_config",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from mtproxy.api.regex import compile_anchored, engines_agree
 
-__all__ = ["LABEL_NAME_RE", "METRIC_NAME_RE", "LabelMatcher", "MatchOp", "Rule"]
+__all__ = ["LABEL_NAME_RE", "METRIC_NAME_RE", "LabelMatcher", "MatchOp", "Rule", "quote_value"]
 
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
@@ -69,7 +69,7 @@ class LabelMatcher:
         return self.matches("")
 
     def __str__(self) -> str:
-        return f"{self.name}{self.op.value}{_quote(self.value)}"
+        return f"{self.name}{self.op.value}{quote_value(self.value)}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,8 +106,8 @@ class Rule:
         return self.selector()
 
 
-def _quote(value: str) -> str:
-    """Quote a label value with Go string escaping, as PromQL reads it."""
+def quote_value(value: str) -> str:
+    """Quote a label value with Go string escaping, as PromQL reads it (double quotes)."""
     out = ['"']
     for ch in value:
         if ch == "\\":

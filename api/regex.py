@@ -105,9 +105,12 @@ _CODE_POINT_ESCAPES = frozenset("x01234567")
 def expand_literal_spans(pattern: str) -> str:
     """``pattern`` with every ``\\Q…\\E`` span written as escaped literals, as Go's regexp reads it.
 
-    Go takes everything after ``\\Q`` up to the first ``\\E`` (or the end) as literal
-    characters. Inside a bracket expression ``\\Q`` is an error for Go and RE2 alike; such a
-    pattern is returned unchanged, to be refused where it is compiled.
+    Go takes everything after ``\\Q`` up to the first ``\\E`` as literal characters. Without
+    an ``\\E`` the span runs to the end of the text compiled, and Prometheus compiles the
+    pattern inside ``^(?:…)$``, so the span swallows the closing parenthesis: Prometheus
+    refuses such a matcher. Inside a bracket expression ``\\Q`` is an error for Go and RE2
+    alike. In both cases the pattern is returned unchanged, to be refused where it is
+    compiled, as Prometheus refuses it.
     """
     if "\\Q" not in pattern:
         return pattern
@@ -122,9 +125,10 @@ def expand_literal_spans(pattern: str) -> str:
                 if in_class:
                     return pattern
                 end = pattern.find("\\E", position + 2)
-                literal = pattern[position + 2 : end if end >= 0 else len(pattern)]
-                out.extend("\\" + ch if ch in _QUOTE_META else ch for ch in literal)
-                position = end + 2 if end >= 0 else len(pattern)
+                if end < 0:
+                    return pattern
+                out.extend("\\" + ch if ch in _QUOTE_META else ch for ch in pattern[position + 2 : end])
+                position = end + 2
                 continue
             out.append(pattern[position : position + 2])
             position += 2

@@ -7,15 +7,25 @@ function calls, aggregations, both sides of binary operations, with ``offset`` a
 - one branch: the selector with the rule's matchers added, or S unchanged when S already
   implies a rule, or S plus a matcher that matches nothing when no rule is compatible
   (so ``up or secret`` returns the visible part; never a refusal, never S itself);
-- several branches of an instant selector: ``(S∧R1 or S∧R2 …)``, which is exact;
+- several branches of an instant selector: their exact union. PromQL's ``or`` alone is
+  not one, since it matches series without their metric name and would drop a series
+  that differs from another only in its name; each branch therefore carries a copy of
+  its name through the ``or`` (``label_join``), removed afterwards (``_union``);
 - several branches of a matrix selector that is the argument of a per-series range
-  function (``rate``, ``*_over_time`` …): the function distributed over the branches,
-  ``(rate(S∧R1[5m]) or rate(S∧R2[5m]))``, exact because each output series depends
-  only on its own input series. One difference remains: where two visible series differ
-  only in their metric name, Prometheus fails the unrestricted query ("vector cannot
-  contain metrics with the same labelset") while the union keeps one of them;
+  function (``rate``, ``*_over_time`` …), or of a selector in ``timestamp()`` (which
+  reads sample times only from a selector): the function distributed over the branches,
+  exact because each output series depends only on its own input series. Functions that
+  drop the name are distributed over *disjoint* parts of the branches
+  (``selectors.split_disjoint``), each tagged with its own number through the ``or``, so
+  that where two visible series differ only in their name the union fails exactly as
+  Prometheus fails the unrestricted query ("vector cannot contain metrics with the same
+  labelset"); past ``MAX_DISJOINT_PARTS`` parts the query is refused with 403;
 - several branches of a matrix selector anywhere else: refused with 403, naming the
   selector and how to narrow it. An unrestricted selector is never forwarded.
+
+Regex strings of matchers are read as Go reads them: ``\\Q…\\E`` spans are spelled out
+before parsing (``mtproxy.api.expand_literal_spans_in_promql``), since the parser library
+lacks them.
 
 The text is printed by the project's printer (``promql_print``), never the parser
 library's ``str()``; parsing refuses what Prometheus 2.42 would read differently
@@ -30,18 +40,25 @@ from dataclasses import dataclass
 
 from promql_parser import AggregateExpr, Call, Expr, MatchOp, MatrixSelector, ParenExpr, VectorSelector
 
-from mtproxy.api import LabelMatcher
+from mtproxy.api import LabelMatcher, expand_literal_spans_in_promql
 from mtproxy.api import MatchOp as Op
 from mtproxy.proxy import promql_parity, selectors
 from mtproxy.proxy.errors import BadRequest, Forbidden
 from mtproxy.proxy.policy import AccessPolicy
 from mtproxy.proxy.promql_parity import PromQLError, duration_ms, parse_promql
 from mtproxy.proxy.promql_print import Piece, format_duration_ms, format_expr, format_modifiers, quote_string
-from mtproxy.proxy.selectors import Restriction, restrict_selector
+from mtproxy.proxy.selectors import (
+    MAX_DISJOINT_PARTS,
+    RestrictedSelector,
+    Restriction,
+    restrict_selector,
+    split_disjoint,
+)
 
 __all__ = [
     "LABEL_WRITING_FUNCTIONS",
     "PER_SERIES_RANGE_FUNCTIONS",
+    "UNION_LABEL",
     "EnforcedQuery",
     "enforce",
     "enforce_query",
@@ -59,6 +76,10 @@ PER_SERIES_RANGE_FUNCTIONS = frozenset(
 )  # fmt: skip
 """Functions whose every output series depends on one input series only (absent_over_time does not)."""
 
+_NAME_KEEPING_FUNCTIONS = frozenset({"last_over_time"})
+"""Per-series range functions whose output keeps the metric name (2.42 and 3.x)."""
+UNION_LABEL = "__mtproxy_branch__"
+"""The label a union carries between its operands and its result (see ``_union``); never in an answer."""
 _ABSENT_FUNCTIONS = frozenset({"absent", "absent_over_time"})
 LABEL_WRITING_FUNCTIONS = frozenset({"label_replace", "label_join", "count_values", "absent", "absent_over_time"})
 """Functions (and the count_values aggregation) whose output labels come from the query text."""
@@ -147,25 +168,25 @@ class _Enforcer:
         self.writes_labels = False
         """Whether a node seen so far writes labels from the query text (every node is seen)."""
 
-    def _branches(self, selector: VectorSelector) -> tuple[Restriction, list[str]]:
-        restricted = restrict_selector(_matchers(selector), self._policy.rules)
-        return restricted.kind, [_braces(branch) for branch in restricted.branches]
+    def _restricted(self, selector: VectorSelector) -> RestrictedSelector:
+        return restrict_selector(_matchers(selector), self._policy.rules)
 
     def rewrite(self, node: Expr) -> list[Piece] | None:
         if isinstance(node, Call | AggregateExpr) and _label_writing(node):
             self.writes_labels = True
         if isinstance(node, VectorSelector):
-            kind, branches = self._branches(node)
+            restricted = self._restricted(node)
             suffix = format_modifiers(node.offset, node.at)
-            if kind is Restriction.UNION:
-                return ["(" + " or ".join(branch + suffix for branch in branches) + ")"]
-            return [branches[0] + suffix]
+            texts: list[Piece] = [_braces(branch) + suffix for branch in restricted.branches]
+            return texts if len(texts) == 1 else _union([[text] for text in texts], keeps_name=True)
         if isinstance(node, MatrixSelector):
-            return [self._matrix_text(node, allow_union=False)[0]]
+            return [self._matrix_texts(node, self._refuse_union(node))[0]]
         if isinstance(node, Call) and node.func.name in _ABSENT_FUNCTIONS:
             return self._absent(node)
         if isinstance(node, Call) and node.func.name in PER_SERIES_RANGE_FUNCTIONS:
             return self._distributed_call(node)
+        if isinstance(node, Call) and node.func.name == "timestamp":
+            return self._distributed_timestamp(node)
         return None
 
     def _absent(self, call: Call) -> list[Piece] | None:
@@ -185,7 +206,7 @@ class _Enforcer:
         if not isinstance(selector, VectorSelector):
             return None
         original = _absent_labels(_matchers(selector))
-        restricted = restrict_selector(_matchers(selector), self._policy.rules)
+        restricted = self._restricted(selector)
         derived = _absent_labels(restricted.branches[0]) if len(restricted.branches) == 1 else {}
         pieces: list[Piece] = [f"{call.func.name}(", argument, ")"]
         changes = [(name, "") for name in sorted(derived) if name not in original]
@@ -194,41 +215,115 @@ class _Enforcer:
             pieces = ["label_replace(", *pieces, f', {quote_string(name)}, {quote_string(value)}, "", "")']
         return pieces
 
-    def _matrix_text(self, node: MatrixSelector, *, allow_union: bool) -> list[str]:
-        selector = node.vector_selector
-        kind, branches = self._branches(selector)
-        window = format_duration_ms(duration_ms(node.range, what="range", sign="positive"))
-        suffix = f"[{window}]{format_modifiers(selector.offset, selector.at)}"
-        if kind is Restriction.UNION and not allow_union:
+    @staticmethod
+    def _window(node: MatrixSelector) -> str:
+        return format_duration_ms(duration_ms(node.range, what="range", sign="positive"))
+
+    def _refuse_union(self, node: MatrixSelector) -> tuple[tuple[LabelMatcher, ...], ...]:
+        restricted = self._restricted(node.vector_selector)
+        if restricted.kind is Restriction.UNION:
             raise Forbidden(
-                f"the range selector {_describe(selector)}[{window}] would need several of your access rules at once, "
-                "which PromQL can only combine for instant vectors and per-series range functions; narrow it, "
-                "e.g. with a __name__ or label matcher that one rule covers"
+                f"the range selector {_describe(node.vector_selector)}[{self._window(node)}] would need several of "
+                "your access rules at once, which PromQL can only combine for instant vectors and per-series range "
+                "functions; narrow it, e.g. with a __name__ or label matcher that one rule covers"
             )
-        return [branch + suffix for branch in branches]
+        return restricted.branches
+
+    def _matrix_texts(self, node: MatrixSelector, branches: Sequence[Sequence[LabelMatcher]]) -> list[str]:
+        selector = node.vector_selector
+        suffix = f"[{self._window(node)}]{format_modifiers(selector.offset, selector.at)}"
+        return [_braces(branch) + suffix for branch in branches]
+
+    def _disjoint(self, restricted: RestrictedSelector, what: str) -> tuple[tuple[LabelMatcher, ...], ...]:
+        parts = split_disjoint(restricted.branches)
+        if parts is None:
+            raise Forbidden(
+                f"{what} would need more than {MAX_DISJOINT_PARTS} disjoint parts of your access rules to be "
+                "answered exactly; narrow it, e.g. with a __name__ or label matcher that one rule covers"
+            )
+        return parts
 
     def _distributed_call(self, call: Call) -> list[Piece] | None:
+        """``f(S[d])`` for a per-series range function f: one call per branch, joined by an exact union.
+
+        last_over_time keeps the metric name, so its branches are joined as instant
+        selectors are. The other functions drop it: their branches are first made disjoint.
+        """
         args = list(call.args)
         matrix_index = next((i for i, a in enumerate(args) if isinstance(a, MatrixSelector)), None)
         if matrix_index is None:
             return None
         matrix = args[matrix_index]
         assert isinstance(matrix, MatrixSelector)
-        texts = self._matrix_text(matrix, allow_union=True)
         name = call.func.name
-        pieces: list[Piece] = ["("] if len(texts) > 1 else []
-        for number, text in enumerate(texts):
-            if number:
-                pieces.append(" or ")
-            pieces.append(f"{name}(")
+        restricted = self._restricted(matrix.vector_selector)
+        keeps_name = name in _NAME_KEEPING_FUNCTIONS
+        branches = restricted.branches
+        if restricted.kind is Restriction.UNION and not keeps_name:
+            branches = self._disjoint(
+                restricted, f"{name}({_describe(matrix.vector_selector)}[{self._window(matrix)}])"
+            )
+        operands: list[list[Piece]] = []
+        for text in self._matrix_texts(matrix, branches):
+            operand: list[Piece] = [f"{name}("]
             for index, arg in enumerate(args):
                 if index:
-                    pieces.append(", ")
-                pieces.append(text if index == matrix_index else arg)
-            pieces.append(")")
-        if len(texts) > 1:
-            pieces.append(")")
-        return pieces
+                    operand.append(", ")
+                operand.append(text if index == matrix_index else arg)
+            operand.append(")")
+            operands.append(operand)
+        return operands[0] if len(operands) == 1 else _union(operands, keeps_name=keeps_name)
+
+    def _distributed_timestamp(self, call: Call) -> list[Piece] | None:
+        """``timestamp(S)``: Prometheus reads sample times only from a selector argument, so a union is distributed.
+
+        Parentheses are looked through, as Prometheus does. timestamp() drops the metric
+        name, so the branches are made disjoint first.
+        """
+        (argument,) = call.args
+        while isinstance(argument, ParenExpr):
+            argument = argument.expr
+        if not isinstance(argument, VectorSelector):
+            return None
+        restricted = self._restricted(argument)
+        if restricted.kind is not Restriction.UNION:
+            return None
+        suffix = format_modifiers(argument.offset, argument.at)
+        parts = self._disjoint(restricted, f"timestamp({_describe(argument)})")
+        return _union([[f"timestamp({_braces(part)}{suffix})"] for part in parts], keeps_name=False)
+
+
+def _union(operands: Sequence[Sequence[Piece]], *, keeps_name: bool) -> list[Piece]:
+    """The exact union of the operands' series, written with PromQL's ``or``.
+
+    ``or`` matches series by their labels without ``__name__``: alone, it would take two
+    series that differ only in their name for one and drop the second. So each operand
+    first gets the label ``UNION_LABEL``, which ``or`` does compare, and the union's result
+    loses it again:
+
+    - operands that keep the metric name (``keeps_name``) get a copy of each series' own
+      name: two series are then alike to ``or`` only if they are the same series, which is
+      kept once, and removing the copy cannot make two results alike;
+    - operands whose function dropped the name get one constant per operand, and must
+      share no series (``split_disjoint``): every result then stands for a distinct series,
+      and two results left alike after the removal are exactly the case where Prometheus
+      fails the unrestricted query ("vector cannot contain metrics with the same
+      labelset"), and so does this union.
+
+    label_join and label_replace keep ``__name__`` in Prometheus 2.42 and 3.x, with or
+    without delayed name removal.
+    """
+    label = quote_string(UNION_LABEL)
+    pieces: list[Piece] = ["label_replace(("]
+    for number, operand in enumerate(operands):
+        if number:
+            pieces.append(" or ")
+        if keeps_name:
+            pieces += ["label_join(", *operand, f', {label}, "", "__name__")']
+        else:
+            pieces += ["label_replace(", *operand, f', {label}, "{number + 1}", "", "")']
+    pieces.append(f'), {label}, "", "", "")')
+    return pieces
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +338,10 @@ def _label_writing(node: Call | AggregateExpr) -> bool:
     return (node.func.name if isinstance(node, Call) else str(node.op)) in LABEL_WRITING_FUNCTIONS
 
 
+def _parse(query: str) -> Expr:
+    return parse_promql(expand_literal_spans_in_promql(query))
+
+
 def enforce(query: str, policy: AccessPolicy) -> EnforcedQuery:
     """The query with every selector restricted to ``policy``.
 
@@ -254,7 +353,7 @@ def enforce(query: str, policy: AccessPolicy) -> EnforcedQuery:
         raise Forbidden(f"namespace {policy.namespace!r} has no access rules")
     try:
         enforcer = _Enforcer(policy)
-        text = format_expr(parse_promql(query), rewrite=enforcer.rewrite)
+        text = format_expr(_parse(query), rewrite=enforcer.rewrite)
         return EnforcedQuery(text=text, writes_labels=enforcer.writes_labels)
     except PromQLError as exc:
         raise BadRequest(f"invalid query: {exc}") from None
@@ -272,6 +371,6 @@ def normalize_query(query: str) -> str:
         BadRequest: the query does not parse, or is too deep for the backend to format.
     """
     try:
-        return format_expr(parse_promql(query))
+        return format_expr(_parse(query))
     except PromQLError as exc:
         raise BadRequest(f"invalid query: {exc}") from None

@@ -10,8 +10,12 @@ rules R1…Rk of a policy, ``restrict_selector`` returns an equivalent of S ∧ 
 4. one rule left: its matchers (those S does not already imply) are added to S;
 5. several, differing only in one label's ``=``/``=~`` matchers: merged into one ``=~``
    alternation (``=`` values regex-escaped as Go's ``regexp.QuoteMeta`` does);
-6. otherwise a union of branches S∧Ri, which the caller writes as ``(… or …)`` where
-   that is exact, and refuses elsewhere.
+6. otherwise a union of branches S∧Ri, which the caller writes as an exact union where
+   it can, and refuses elsewhere.
+
+Where the caller needs branches that share no series (a union written after a function
+that drops the metric name), ``split_disjoint`` rewrites a union's branches into parts
+that select the same series together and no series twice.
 
 The reasoning is sound but not complete: "contradicts", "entails" and "contains" are
 decided only where equality values or identical matchers make them certain, and a regex
@@ -30,7 +34,15 @@ from dataclasses import dataclass, field
 
 from mtproxy.api import LabelMatcher, MatchOp, Rule
 
-__all__ = ["NOTHING_MATCHER", "RestrictedSelector", "Restriction", "quote_meta", "restrict_selector"]
+__all__ = [
+    "MAX_DISJOINT_PARTS",
+    "NOTHING_MATCHER",
+    "RestrictedSelector",
+    "Restriction",
+    "quote_meta",
+    "restrict_selector",
+    "split_disjoint",
+]
 
 NOTHING_MATCHER = LabelMatcher(name="__name__", op=MatchOp.NOT_REGEX, value="(?s:.*)")
 """Matches no series at all (every name matches ``(?s:.*)``, newlines included), yet is a non-empty matcher."""
@@ -38,6 +50,14 @@ NOTHING_MATCHER = LabelMatcher(name="__name__", op=MatchOp.NOT_REGEX, value="(?s
 _TRIVIAL_REGEXES = frozenset({"(?s:.*)", "(?s).*"})
 """Regexes that match every value. Not ``.*``: Prometheus 2.42 anchors as ``^(?:.*)$``, so ``.`` skips newlines."""
 _QUOTE_META = frozenset("\\.+*?()|[]{}^$")
+MAX_DISJOINT_PARTS = 64
+"""``split_disjoint`` gives up beyond this many parts (the query would grow too long)."""
+_NEGATED = {
+    MatchOp.EQUAL: MatchOp.NOT_EQUAL,
+    MatchOp.NOT_EQUAL: MatchOp.EQUAL,
+    MatchOp.REGEX: MatchOp.NOT_REGEX,
+    MatchOp.NOT_REGEX: MatchOp.REGEX,
+}
 
 
 class Restriction(enum.Enum):
@@ -75,6 +95,11 @@ _INDEX_MEMO: dict[int, tuple[Sequence[Rule], _RuleIndex]] = {}
 _INDEX_MEMO_LIMIT = 256
 
 
+_Branches = tuple[tuple[LabelMatcher, ...], ...]
+_DISJOINT_MEMO: dict[_Branches, _Branches | None] = {}
+_DISJOINT_MEMO_LIMIT = 4096
+
+
 def forget_memos() -> None:
     """Empty what is remembered per query (regex outcomes, per-name shortlists, outcomes per selector).
 
@@ -82,6 +107,7 @@ def forget_memos() -> None:
     that is done once per policy, not per query.
     """
     _HOLDS_MEMO.clear()
+    _DISJOINT_MEMO.clear()
     for _, index in _INDEX_MEMO.values():
         index.by_name.clear()
         index.restricted.clear()
@@ -290,3 +316,52 @@ def _restrict(base: tuple[LabelMatcher, ...], rule_index: _RuleIndex) -> Restric
         common = [m for m in extras[0] if all(m in e for e in extras)]
         return RestrictedSelector(kind=Restriction.RESTRICTED, branches=((*base, *common, merged),))
     return RestrictedSelector(kind=Restriction.UNION, branches=tuple((*base, *extra) for extra in extras))
+
+
+def split_disjoint(branches: _Branches) -> _Branches | None:
+    """Parts that together select exactly the series of ``branches``, no series in two parts.
+
+    Branches are taken widest first (fewest matchers). Each one, B, loses what an earlier
+    part D already selects: unless B ∧ D is provably empty, B becomes B ∧ ¬m1,
+    B ∧ m1 ∧ ¬m2, …, for the matchers m1, m2, … of D that B does not imply (¬ swaps ``=``
+    with ``!=`` and ``=~`` with ``!~``, an exact complement, a missing label reading as
+    ``""`` on both sides); when B implies all of D, nothing of B is left. Parts provably
+    empty are left out. Sound like the rest of the module: "provably" uses only verdicts
+    the backend shares, so an undecided part is kept, and kept parts are still disjoint.
+
+    Returns None when more than ``MAX_DISJOINT_PARTS`` parts would be needed.
+    """
+    key = tuple(branches)
+    if key in _DISJOINT_MEMO:
+        return _DISJOINT_MEMO[key]
+    if len(_DISJOINT_MEMO) >= _DISJOINT_MEMO_LIMIT:
+        _DISJOINT_MEMO.clear()
+    found = _DISJOINT_MEMO[key] = _split_disjoint(key)
+    return found
+
+
+def _split_disjoint(branches: _Branches) -> _Branches | None:
+    kept: list[tuple[LabelMatcher, ...]] = []
+    for branch in sorted(branches, key=len):
+        parts = [branch]
+        for done in kept:
+            parts = [piece for part in parts for piece in _minus(part, done)]
+            if len(kept) + len(parts) > MAX_DISJOINT_PARTS:
+                return None
+        kept.extend(parts)
+    return tuple(kept)
+
+
+def _minus(part: tuple[LabelMatcher, ...], done: tuple[LabelMatcher, ...]) -> list[tuple[LabelMatcher, ...]]:
+    """``part`` without the series of ``done``, as disjoint conjunctions."""
+    given = _group(part)
+    if not _satisfiable(_group(part + done)):
+        return [part]  # already disjoint
+    missing = [m for m in done if not _implies(given, m)]
+    pieces = []
+    for index, matcher in enumerate(missing):
+        negated = LabelMatcher(name=matcher.name, op=_NEGATED[matcher.op], value=matcher.value)
+        piece = (*part, *missing[:index], negated)
+        if _satisfiable(_group(piece)):
+            pieces.append(piece)
+    return pieces

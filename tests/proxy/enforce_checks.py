@@ -41,7 +41,7 @@ from promql_parser import (
 )
 from promql_parser import MatchOp as LibraryOp
 
-from mtproxy.api import LabelMatcher, MatchOp
+from mtproxy.api import LabelMatcher, MatchOp, expand_literal_spans_in_promql
 from mtproxy.api.matchers import METRIC_NAME_RE
 from mtproxy.proxy.enforce import enforce_query
 from mtproxy.proxy.errors import ProxyError
@@ -65,6 +65,7 @@ __all__ = [
     "leak_witness",
     "no_error",
     "parse_output",
+    "parse_query",
     "parses_back",
     "reachable_masks",
     "selectors_of",
@@ -194,7 +195,7 @@ def selects_exactly(*, universe: Mapping[str, Iterable[str]] = SAMPLE_VALUES) ->
     """The query's one selector S becomes selectors whose union is exactly S ∧ policy."""
 
     def check(outcome: Outcome) -> None:
-        (given,) = selectors_of(parse_promql(outcome.query))
+        (given,) = selectors_of(parse_query(outcome.query))
         written = selectors_of(parse_output(outcome.accepted()))
         rules = [rule.matchers for rule in outcome.policy.rules]
         states = reachable_masks([given, *rules, *written], universe=universe)
@@ -215,7 +216,7 @@ def keeps_user_matchers() -> Check:
 
     def check(outcome: Outcome) -> None:
         written = {m for selector in selectors_of(parse_output(outcome.accepted())) for m in selector}
-        for selector in selectors_of(parse_promql(outcome.query)):
+        for selector in selectors_of(parse_query(outcome.query)):
             missing = [str(m) for m in selector if m not in written]
             assert not missing, f"{outcome.query!r} -> {outcome.output!r} lost {missing}"
 
@@ -246,7 +247,7 @@ def answers_absent_like_the_original() -> Check:
     """
 
     def check(outcome: Outcome) -> None:
-        wanted = _absent_answer(parse_promql(outcome.query))
+        wanted = _absent_answer(parse_query(outcome.query))
         got = _absent_answer(parse_output(outcome.accepted()))
         assert got == wanted, f"{outcome.query!r} -> {outcome.output!r} answers {got!r}, the query itself {wanted!r}"
 
@@ -290,6 +291,11 @@ def _absent_answer(expr: Expr) -> dict[str, str]:
     for dst, replacement in reversed(replacements):
         labels[dst] = replacement
     return {name: value for name, value in labels.items() if value}
+
+
+def parse_query(query: str) -> Expr:
+    """The tenant's query as the enforcer reads it (``\\Q…\\E`` regex spans spelled out first)."""
+    return parse_promql(expand_literal_spans_in_promql(query))
 
 
 def parse_output(text: str) -> Expr:

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mtproxy.api import GuardrailsConfig, MetricAccess, MetricAccessSchema, rules_for
-from mtproxy.proxy.enforce import forget_memos
+from mtproxy.proxy.enforce import enforce_query, forget_memos
 from mtproxy.proxy.errors import BadRequest, Forbidden
 from mtproxy.proxy.policy import AccessPolicy
 from mtproxy.proxy.promql_parity import MAX_NESTING, PromQLUnsupported, check_supported, parse_promql
@@ -114,7 +114,26 @@ UP = '{__name__="up",namespace="team-a"}'
 HTTP = '{__name__="http_requests_total",namespace="team-a"}'
 IDLE = '{__name__="node_cpu_seconds_total",mode="idle",namespace="team-a"}'
 NOTHING = '__name__!~"(?s:.*)"'
+PROD_NOT_HTTP = 'env="prod",namespace="team-a",__name__!="http_requests_total"'
+"""The merged policy's prod rule without what its http_requests_total rule selects: the two made disjoint."""
 EVERYTHING = '{__name__=~".+"}'
+
+
+_BRANCH = '"__mtproxy_branch__"'
+
+
+def _union(*operands: str) -> str:
+    """The exact union of operands that keep the metric name: each carries a copy of it through ``or``."""
+    joined = " or ".join(f'label_join({operand}, {_BRANCH}, "", "__name__")' for operand in operands)
+    return f'label_replace(({joined}), {_BRANCH}, "", "", "")'
+
+
+def _tagged_union(*operands: str) -> str:
+    """The exact union of disjoint operands whose function dropped the name: each carries its number."""
+    joined = " or ".join(
+        f'label_replace({operand}, {_BRANCH}, "{number}", "", "")' for number, operand in enumerate(operands, 1)
+    )
+    return f'label_replace(({joined}), {_BRANCH}, "", "", "")'
 
 
 def _any_of(selector: str, policy: str = "isolated") -> str:
@@ -127,7 +146,7 @@ def _any_of(selector: str, policy: str = "isolated") -> str:
             f'{{{body}__name__=~"http_.*",namespace="team-a"}}',
         ],
     }[policy]
-    return "(" + " or ".join(branches) + ")"
+    return _union(*branches)
 
 
 def _row(query: str, *row_checks: Check, policy: str = "isolated", id: str) -> Any:
@@ -461,8 +480,10 @@ STEP_CASES = [
         '{__name__=~"http_.*"}',
         EXACT,
         has_expression(
-            '({__name__=~"http_.*",__name__="http_requests_total",namespace="team-a"}'
-            ' or {__name__=~"http_.*",env="prod",namespace="team-a"})'
+            _union(
+                '{__name__=~"http_.*",__name__="http_requests_total",namespace="team-a"}',
+                '{__name__=~"http_.*",env="prod",namespace="team-a"}',
+            )
         ),
         policy="merged",
         id="step6-rules-differ-in-two-labels",
@@ -470,8 +491,12 @@ STEP_CASES = [
     _row(
         'sum by (job) ({__name__=~"http_.*"})',
         has_expression(
-            'sum by (job) (({__name__=~"http_.*",__name__="http_requests_total",namespace="team-a"}'
-            ' or {__name__=~"http_.*",env="prod",namespace="team-a"}))'
+            "sum by (job) ("
+            + _union(
+                '{__name__=~"http_.*",__name__="http_requests_total",namespace="team-a"}',
+                '{__name__=~"http_.*",env="prod",namespace="team-a"}',
+            )
+            + ")"
         ),
         policy="merged",
         id="step6-union-under-aggregation",
@@ -479,9 +504,11 @@ STEP_CASES = [
     _row(
         '{__name__=~".+"} offset 5m',
         has_expression(
-            '({__name__=~".+",__name__="node_cpu_seconds_total",mode="idle",namespace="team-a"} offset 5m'
-            ' or {__name__=~".+",__name__="up",namespace="team-a"} offset 5m'
-            ' or {__name__=~".+",__name__=~"http_.*",namespace="team-a"} offset 5m)'
+            _union(
+                '{__name__=~".+",__name__="node_cpu_seconds_total",mode="idle",namespace="team-a"} offset 5m',
+                '{__name__=~".+",__name__="up",namespace="team-a"} offset 5m',
+                '{__name__=~".+",__name__=~"http_.*",namespace="team-a"} offset 5m',
+            )
         ),
         id="step6-each-branch-keeps-offset",
     ),
@@ -503,17 +530,21 @@ STEP_CASES = [
     _row(
         'rate({__name__=~".+"}[5m])',
         has_expression(
-            '(rate({__name__=~".+",__name__="node_cpu_seconds_total",mode="idle",namespace="team-a"}[5m])'
-            ' or rate({__name__=~".+",__name__="up",namespace="team-a"}[5m])'
-            ' or rate({__name__=~".+",__name__=~"http_.*",namespace="team-a"}[5m]))'
+            _tagged_union(
+                'rate({__name__=~".+",__name__="up",namespace="team-a"}[5m])',
+                'rate({__name__=~".+",__name__=~"http_.*",namespace="team-a"}[5m])',
+                'rate({__name__=~".+",__name__="node_cpu_seconds_total",mode="idle",namespace="team-a"}[5m])',
+            )
         ),
         id="step6-rate-distributed",
     ),
     _row(
         'quantile_over_time(0.9, {__name__=~"http_.*"}[5m])',
         has_expression(
-            '(quantile_over_time(0.9, {__name__=~"http_.*",__name__="http_requests_total",namespace="team-a"}[5m])'
-            ' or quantile_over_time(0.9, {__name__=~"http_.*",env="prod",namespace="team-a"}[5m]))'
+            _tagged_union(
+                'quantile_over_time(0.9, {__name__=~"http_.*",__name__="http_requests_total",namespace="team-a"}[5m])',
+                f'quantile_over_time(0.9, {{__name__=~"http_.*",{PROD_NOT_HTTP}}}[5m])',
+            )
         ),
         policy="merged",
         id="step6-quantile-over-time-distributed-keeps-parameter",
@@ -521,8 +552,11 @@ STEP_CASES = [
     _row(
         'predict_linear({__name__=~"http_.*"}[1h] offset 1h, 3600)',
         has_expression(
-            '(predict_linear({__name__=~"http_.*",__name__="http_requests_total",namespace="team-a"}[1h] offset 1h,'
-            ' 3600) or predict_linear({__name__=~"http_.*",env="prod",namespace="team-a"}[1h] offset 1h, 3600))'
+            _tagged_union(
+                'predict_linear({__name__=~"http_.*",__name__="http_requests_total",namespace="team-a"}[1h] offset 1h,'
+                " 3600)",
+                f'predict_linear({{__name__=~"http_.*",{PROD_NOT_HTTP}}}[1h] offset 1h, 3600)',
+            )
         ),
         policy="merged",
         id="step6-predict-linear-distributed-keeps-offset",
@@ -530,21 +564,62 @@ STEP_CASES = [
     _row(
         'holt_winters({__name__=~"http_.*"}[1h], 0.5, 0.5) > 1',
         has_expression(
-            '(holt_winters({__name__=~"http_.*",__name__="http_requests_total",namespace="team-a"}[1h], 0.5, 0.5)'
-            ' or holt_winters({__name__=~"http_.*",env="prod",namespace="team-a"}[1h], 0.5, 0.5)) > 1'
+            _tagged_union(
+                'holt_winters({__name__=~"http_.*",__name__="http_requests_total",namespace="team-a"}[1h], 0.5, 0.5)',
+                f'holt_winters({{__name__=~"http_.*",{PROD_NOT_HTTP}}}[1h], 0.5, 0.5)',
+            )
+            + " > 1"
         ),
         policy="merged",
-        id="step6-distributed-call-parenthesised-in-comparison",
+        id="step6-distributed-call-in-comparison",
     ),
     _row(
         'sum(rate({job="api"}[5m])) by (job)',
         has_expression(
-            'sum by (job) ((rate({job="api",__name__="node_cpu_seconds_total",mode="idle",namespace="team-a"}[5m])'
-            ' or rate({job="api",__name__="up",namespace="team-a"}[5m])'
-            ' or rate({job="api",__name__=~"http_.*",namespace="team-a"}[5m])))'
+            "sum by (job) ("
+            + _tagged_union(
+                'rate({job="api",__name__="up",namespace="team-a"}[5m])',
+                'rate({job="api",__name__=~"http_.*",namespace="team-a"}[5m])',
+                'rate({job="api",__name__="node_cpu_seconds_total",mode="idle",namespace="team-a"}[5m])',
+            )
+            + ")"
         ),
         id="step6-distributed-under-aggregation",
     ),
+    _row(
+        'last_over_time({__name__=~".+"}[5m])',
+        has_expression(
+            _union(
+                'last_over_time({__name__=~".+",__name__="node_cpu_seconds_total",mode="idle",namespace="team-a"}[5m])',
+                'last_over_time({__name__=~".+",__name__="up",namespace="team-a"}[5m])',
+                'last_over_time({__name__=~".+",__name__=~"http_.*",namespace="team-a"}[5m])',
+            )
+        ),
+        id="step6-last-over-time-keeps-names-through-the-union",
+    ),
+    _row(
+        'timestamp({__name__=~".+"} offset 1m)',
+        has_expression(
+            _tagged_union(
+                'timestamp({__name__=~".+",__name__="up",namespace="team-a"} offset 1m)',
+                'timestamp({__name__=~".+",__name__=~"http_.*",namespace="team-a"} offset 1m)',
+                f"timestamp({{__name__=~\".+\",{IDLE[1:-1]}}} offset 1m)",
+            )
+        ),
+        id="step6-timestamp-reads-sample-times-of-each-branch",
+    ),
+    _row(
+        'timestamp(({__name__=~"http_.*"}))',
+        has_expression(
+            _tagged_union(
+                'timestamp({__name__=~"http_.*",__name__="http_requests_total",namespace="team-a"})',
+                f'timestamp({{__name__=~"http_.*",{PROD_NOT_HTTP}}})',
+            )
+        ),
+        policy="merged",
+        id="step6-timestamp-looks-through-parentheses-overlapping-rules-made-disjoint",
+    ),
+    _row("timestamp((up))", has_expression(f"timestamp(({UP}))"), id="timestamp-of-one-branch-unchanged"),
     # 6. a range selector that would need a union anywhere else: 403 naming it
     _row(
         '{__name__=~".+"}[5m]',
@@ -823,6 +898,37 @@ ADVERSARIAL_CASES = [
     _row('{namespace=~".*"}', error_is(BadRequest, "non-empty matcher"), id="only-empty-matchers-refused"),
     _row('up{job=~"("}', error_is(BadRequest), id="invalid-regex-refused"),
     _row("up{job=~'(?<n>a)'}", error_is(BadRequest, "(?<name>"), id="named-group-regex-refused"),
+    # \Q...\E is literal text to Go's regexp (Prometheus); the parser library's regex engine lacks it
+    _row(
+        'up{job=~"\\\\Qa.b\\\\E"}',
+        has_expression('{__name__="up",job=~"a\\\\.b",namespace="team-a"}'),
+        id="quoted-literal-regex-spelled-out",
+    ),
+    _row(
+        "up{job!~`x\\Q(*)|\\E+`}",
+        has_expression('{__name__="up",job!~"x\\\\(\\\\*\\\\)\\\\|+",namespace="team-a"}'),
+        id="quoted-literal-in-raw-string-repetition-binds-last-character",
+    ),
+    _row(
+        "up{job=~'\\\\Q\\\\d\"\\\\E'}",
+        has_expression('{__name__="up",job=~"\\\\\\\\d\\"",namespace="team-a"}'),
+        id="quoted-literal-escapes-are-literal",
+    ),
+    _row(
+        'up{job=~"\\\\Qa"}',
+        error_is(BadRequest),
+        id="quoted-literal-without-end-refused-as-prometheus-does",
+    ),
+    _row(
+        'up{job=~"[\\\\Q]"}',
+        error_is(BadRequest),
+        id="quoted-literal-inside-brackets-refused-as-go-does",
+    ),
+    _row(
+        'label_replace(up, "a", "$1", "b", "\\\\Qx\\\\E")',
+        has_expression(f'label_replace({UP}, "a", "$1", "b", "\\\\Qx\\\\E")'),
+        id="quoted-literal-outside-matchers-left-to-prometheus",
+    ),
     _row("sum(", error_is(BadRequest), id="unclosed-refused"),
     _row("up @ -100", error_is(BadRequest, "negative"), id="negative-at-refused"),
     _row("(" * _OVER + "up" + ")" * _OVER, error_is(BadRequest, _TOO_MANY), id="deep-parentheses-refused"),
@@ -1088,3 +1194,15 @@ def test_match_nothing_selector_matches_no_name_even_with_a_newline() -> None:
     series = {"__name__": "secret\nx", "job": "x", "namespace": "team-b"}
     assert not policy.admits(series)
     assert not all(m.matches(series.get(m.name, "")) for m in selector), f"{outcome.output} selects {series!r}"
+
+
+def test_a_union_needing_too_many_disjoint_parts_is_refused_where_names_are_dropped() -> None:
+    """rate() drops the name, so its union needs disjoint parts; eight overlapping rules need too many."""
+    rules = rules_for([f'{{l{n}="x",m{n}="y"}}' for n in range(8)], label_selectors={}, isolation_namespace=None)
+    policy = AccessPolicy.of("team-c", rules, isolated=False)
+    with pytest.raises(Forbidden, match="disjoint parts"):
+        enforce_query('rate({__name__=~".+"}[5m])', policy)
+    with pytest.raises(Forbidden, match="disjoint parts"):
+        enforce_query('timestamp({__name__=~".+"})', policy)
+    assert enforce_query('last_over_time({__name__=~".+"}[5m])', policy).count("last_over_time(") == 8
+    assert enforce_query('{__name__=~".+"}', policy).count("label_join(") == 8

@@ -25,7 +25,10 @@ The policies (``POLICIES``), each a set of MetricAccess documents merged by the 
   label selector, an isolated ``{job=...}`` selector), whose rules need unions;
 - ``selector``: selector patterns only, one with a label value holding quotes, a backslash
   and non-ASCII text;
-- ``regex``: isolation off, alternations and groups in anchored regexes.
+- ``regex``: isolation off, alternations and groups in anchored regexes;
+- ``twins``: team-a, rules that differ in ``__name__`` and in another label, over two
+  counters whose series differ only in their name: the union must keep both (PromQL's
+  ``or`` alone matches them as one series).
 
 ``test_policy_admits_what_prometheus_selects`` keeps the yardstick honest: the visible set is
 computed with ``AccessPolicy.admits``, so it is checked against what Prometheus itself selects
@@ -103,6 +106,13 @@ POLICIES: dict[str, tuple[str, list[dict[str, Any]]]] = {
             metric_access(
                 "kube-system", "infra", ["(node|apiserver)_.+", "etcd_.+|scheduler_pending_pods"], isolation=False
             )
+        ],
+    ),
+    "twins": (
+        "team-a",
+        [
+            metric_access("team-a", "hits", ["app_cache_hits_total"], label_selectors={"env": "prod"}),
+            metric_access("team-a", "misses", ['app_cache_misses_total{cache="items"}', "up"]),
         ],
     ),
 }
@@ -212,6 +222,19 @@ INSTANT_QUERIES = [
     r'up{job="a\"} or {__name__=~\".+\"} or up{job=\"b"}',
     r'app_build_info{message=~".*\\\\ fin"}',
     "max_over_time(up[30m:])",
+    # series that differ only in their name, in two branches of a union (policy "twins")
+    '{env="prod"}',
+    'count({env="prod"})',
+    'topk(4, {env="prod"})',
+    'count by (__name__) ({env="prod"})',
+    'sum by (cache) ({env="prod"})',
+    'sum by (__name__, cache) ({env="prod"} offset 1m)',
+    'sort_desc({__name__=~"app_cache_.*"})',
+    'rate({env="prod"}[5m])',
+    'sum by (__name__) (last_over_time({env="prod"}[5m]))',
+    'timestamp({env="prod"})',
+    'count(count_over_time({env="prod"}[5m]))',
+    '{env="prod"} or {__name__=~"up|app_cache_.*"}',
 ]
 
 RANGE_QUERIES = [
@@ -225,6 +248,10 @@ RANGE_QUERIES = [
     'absent(up{namespace="team-b"})',
     'sum by (job) (last_over_time({__name__=~".+"}[2m]))',
     "sum(rate(node_cpu_seconds_total[5m] offset 15m))",
+    '{env="prod"}',
+    'count by (__name__) ({env="prod"})',
+    'rate({env="prod"}[5m])',
+    'last_over_time({__name__=~"app_cache_.*"}[1m])',
 ]
 
 _UNION_RANGE = "a bare range selector needing two rules at once (DESIGN.md step 6): refused with 403"
@@ -233,6 +260,8 @@ REFUSED: dict[tuple[str, str], str] = {
     ("merged", 'absent_over_time({__name__=~".+"}[5m])'): _UNION_RANGE,
     ("selector", '{__name__=~".+"}[1m]'): _UNION_RANGE,
     ("selector", 'absent_over_time({__name__=~".+"}[5m])'): _UNION_RANGE,
+    ("twins", '{__name__=~".+"}[1m]'): _UNION_RANGE,
+    ("twins", 'absent_over_time({__name__=~".+"}[5m])'): _UNION_RANGE,
 }
 """(policy, query) → why a 403 is the right answer."""
 
@@ -374,6 +403,23 @@ async def test_instant_query_equals_query_on_visible_series_only(
 ) -> None:
     _expect_bug(request, view.name, query)
     await _compare_query(nursery, view, "/api/v1/query", query, {"time": view.data.end_s})
+
+
+OFF_STEP_QUERIES = [
+    'timestamp({__name__=~".+"})',
+    'timestamp({__name__=~"up|app_cache_hits_total"})',
+    'timestamp({__name__=~"up|app_cache_hits_total"} offset 1m)',
+    'timestamp(({__name__=~"up|app_cache_hits_total"}))',
+]
+"""Queries whose answer differs between a sample's time and the evaluation time: asked between two samples."""
+
+
+@pytest.mark.parametrize("query", OFF_STEP_QUERIES)
+async def test_query_between_samples_equals_query_on_visible_series_only(
+    request: pytest.FixtureRequest, nursery: trio.Nursery, view: TenantView, query: str
+) -> None:
+    _expect_bug(request, view.name, f"off-step:{query}")
+    await _compare_query(nursery, view, "/api/v1/query", query, {"time": view.data.end_s - 7})
 
 
 @pytest.mark.parametrize("query", RANGE_QUERIES)

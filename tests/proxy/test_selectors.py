@@ -14,7 +14,14 @@ import pytest
 
 from mtproxy.api import LabelMatcher, Rule, parse_pattern, rules_for
 from mtproxy.proxy.policy import AccessPolicy
-from mtproxy.proxy.selectors import Restriction, forget_memos, quote_meta, restrict_selector
+from mtproxy.proxy.selectors import (
+    MAX_DISJOINT_PARTS,
+    Restriction,
+    forget_memos,
+    quote_meta,
+    restrict_selector,
+    split_disjoint,
+)
 
 
 def _text(branch: tuple[LabelMatcher, ...]) -> str:
@@ -281,3 +288,38 @@ def test_policy_admits_only_on_verdicts_the_backend_shares() -> None:
     assert not letters.admits({"__name__": "regex_probe", "v": "abc"})  # \pL is never trusted
     assert letters.admits({"__name__": "ascii", "v": "k\u212a"})  # ASCII folding is (KELVIN SIGN folds to k)
     assert not letters.admits({"__name__": "ascii", "v": "x"})
+
+
+DISJOINT_CASES = [
+    pytest.param(
+        '{__name__=~".+"}', ["up", "http_.*", '{job="a"}', 'node_cpu{env="b"}'], "team-a", id="names-and-a-selector"
+    ),
+    pytest.param("up", ['up{job="a"}', 'up{env="b"}'], "team-a", id="one-name-two-labels"),
+    pytest.param('{__name__=~".+"}', ['{job="a"}', '{env="b"}', '{job=~"a|x",env!="b"}'], None, id="selectors-overlap"),
+    pytest.param(
+        '{__name__=~".+",job!="x"}', ['{job=~"a|x"}', 'up{env="b"}', "secret"], "team-a", id="regex-rule-minus-others"
+    ),
+]
+
+
+@pytest.mark.parametrize(("selector", "patterns", "namespace"), DISJOINT_CASES)
+def test_split_disjoint_parts_select_each_series_of_the_union_once(
+    selector: str, patterns: list[str], namespace: str | None
+) -> None:
+    restricted = restrict_selector(parse_pattern(selector), _rules(patterns, namespace))
+    assert restricted.kind is Restriction.UNION
+    parts = split_disjoint(restricted.branches)
+    assert parts is not None
+    for labels in SERIES:
+        present = {k: v for k, v in labels.items() if v}
+        wanted = any(Rule(matchers=b).matches(present) for b in restricted.branches)
+        assert sum(Rule(matchers=p).matches(present) for p in parts) == int(wanted), present
+
+
+def test_split_disjoint_gives_up_past_its_limit() -> None:
+    """Overlapping rules of two matchers each double the parts of every later rule."""
+    patterns = [f'{{l{n}="x",m{n}="y"}}' for n in range(8)]
+    restricted = restrict_selector(parse_pattern('{__name__=~".+"}'), _rules(patterns, None))
+    assert split_disjoint(restricted.branches) is None
+    assert split_disjoint(restricted.branches[:3]) is not None
+    assert MAX_DISJOINT_PARTS < 2**7

@@ -6,7 +6,11 @@ cAdvisor and kube-state-metrics series carrying a ``namespace`` label, and node-
 control-plane and cluster ``up`` series carrying none. Names share prefixes (``http_``,
 ``node_``, ``container_``, ``kube_``, ``grpc_``) and there are counters, gauges and
 histograms (``_bucket``/``_sum``/``_count``). Some label values hold quotes, backslashes,
-spaces and non-ASCII text.
+spaces and non-ASCII text. On every ``http`` pod, ``app_cache_hits_total`` and
+``app_cache_misses_total`` carry identical labels (``cache``, ``env="prod"``): series that
+differ only in their name, which PromQL's ``or`` matches as one. ``regex_probe{v=…}``
+(one cluster-wide gauge per value of :data:`REGEX_PROBE_VALUES`) holds characters on which
+the Unicode tables of Prometheus 2.42's Go and of RE2 differ.
 
 Only the time anchor varies: sample values depend on the series and the step index, never on
 the clock, and every value is a binary fraction, so it survives the text round trip exactly.
@@ -36,6 +40,7 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_LOOKBACK_MS",
     "NAMESPACES",
+    "REGEX_PROBE_VALUES",
     "STEP_S",
     "WINDOW_S",
     "Dataset",
@@ -335,6 +340,15 @@ _WORKLOADS: dict[str, tuple[_Workload, ...]] = {
 _QUEUES = ('orders "eu"', "C:\\jobs\\nightly", "café ☕ queue")
 _BUILD_MESSAGE = 'déploiement "stable" ✓ 日本語 \\ fin'
 _HANDLERS = ("/api/v1/items", "/api/v1/items/{id}")
+REGEX_PROBE_VALUES = (
+    "a", "Z", "k", "K", "\u212a", "s", "\u017f", "\u00e9", "\u00c9", "\u00df", "\u1e9e",
+    "\u03c3", "\u03a3", "\u03c2", "\u65e5", "\u0663", "1", "_", "-", "\U0001f642",
+    "\U0001df00", "\U00010570", "\U00010597", "\u2c2f", "\u2c5f", "\ua7c0", "\ua7c1", "\u0870",
+    "\U0001e030", "a.b", "axb", "a+b", "[x]", "A.B",
+)  # fmt: skip
+"""The ``v`` values of ``regex_probe``: ASCII, Latin, Greek (three-way case folding), the KELVIN
+and LONG S folds into ASCII, and letters of Unicode 14 and 15 (U+1DF00, Vithkuqi, Glagolitic
+U+2C2F, U+A7C0, U+0870, U+1E030), which Go 1.19's Unicode 13 tables do not know and RE2's do."""
 
 
 def _application(b: _Builder, namespace: str, workload: _Workload, pod: str, ip: str, life: _Lifetime) -> None:
@@ -355,6 +369,9 @@ def _application(b: _Builder, namespace: str, workload: _Workload, pod: str, ip:
         for handler in _HANDLERS:
             b.histogram("http_request_duration_seconds", target | {"handler": handler}, lifetime=life)
         b.gauge("http_requests_in_flight", target, swing=8, lifetime=life)
+        for cache in ("items", "users"):
+            for name in ("app_cache_hits_total", "app_cache_misses_total"):
+                b.counter(name, target | {"cache": cache, "env": "prod"}, lifetime=life)
     elif workload.kind == "grpc":
         for method, code in (("Get", "OK"), ("Get", "NotFound"), ("Put", "OK")):
             b.counter("grpc_server_handled_total", target | {
@@ -425,6 +442,8 @@ def _cluster(b: _Builder) -> None:
         b.gauge("scheduler_pending_pods", {"job": "kube-scheduler", "instance": "10.0.0.1:10259",
                                            "queue": queue}, swing=4)
     b.gauge("etcd_server_has_leader", {"job": "etcd", "instance": "10.0.0.1:2379"}, base=1.0)
+    for value in REGEX_PROBE_VALUES:
+        b.gauge("regex_probe", {"v": value}, base=1.0)
 
 
 def build_dataset(*, end_s: int | None = None) -> Dataset:
