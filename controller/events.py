@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -168,7 +169,9 @@ class EventRecorder:
         return {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{metadata['name']}.", "namespace": _namespace(involved)},
+            # a name of its own, as client-go's recorder makes: events.k8s.io/v1 validates
+            # generateName as a DNS subdomain, which "name." is not
+            "metadata": {"name": f"{metadata['name']}.{time.time_ns():x}", "namespace": _namespace(involved)},
             "eventTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "reportingController": self._controller,
             "reportingInstance": self._instance[:128],
