@@ -2,12 +2,14 @@
 
 Figures, each at concurrency 1 and 16 (same query, same client, same run, 127.0.0.1):
 
-1. Prometheus 2.42 direct, and through ``mtproxy`` (one process, ``auth.type: none`` with
-   ``X-Tenant-Namespace``): median and p99 latency, throughput, and their ratios. The data is
-   a synthetic set of 1,500 series (1,000 in ``team-a``, 500 in ``team-b``) back-filled with
-   promtool; the proxied query is ``bench_requests_total``, which enforcement turns into
-   ``bench_requests_total{namespace="team-a"}``, the query sent directly. Both return the
-   same 1,000 series.
+1. Prometheus 2.42 direct, through ``mtproxy`` (one process, ``auth.type: none`` with
+   ``X-Tenant-Namespace``) and through prom-label-proxy (the Go peer, built by ``make
+   testbin``, enforcing ``namespace`` from the same header): median and p99 latency,
+   throughput, and their ratios, mtproxy/prom-label-proxy included. The data is a synthetic
+   set of 1,500 series (1,000 in ``team-a``, 500 in ``team-b``) back-filled with promtool;
+   the proxied query is ``bench_requests_total``, which both proxies turn into
+   ``bench_requests_total{namespace="team-a"}``, the query sent directly. All return the
+   same 1,000 series. Without a prom-label-proxy build, its rows are left out (and said so).
 2. VictoriaMetrics (the Debian package) direct, through vmauth enforcing the tenant with a
    per-user ``url_prefix`` carrying ``extra_label=namespace=team-a``, and through ``mtproxy``
    with ``auth.type: apikey`` (a credential check, as vmauth's): the proxy/vmauth ratio.
@@ -57,6 +59,8 @@ from realservers import (  # noqa: E402
     ServerProcess,
     start_prometheus_with_data,
 )
+from realservers.promlabelproxy import prom_label_proxy  # noqa: E402
+from realservers.testbin import Program, locate  # noqa: E402
 from realservers.victoriametrics import victoriametrics, vmauth, wait_for_result  # noqa: E402
 from service import service_config  # noqa: E402
 from tenancy import write_tenant_files  # noqa: E402
@@ -230,8 +234,9 @@ def print_row(concurrency: int, name: str, figure: Figure) -> None:
 def print_ratio(concurrency: int, what: str, ours: Figure, base: Figure, *, goals: bool) -> None:
     median = ours.median_ms / base.median_ms
     throughput = ours.per_s / base.per_s
-    goal_median = "  (goal <= 1.3)" if goals and concurrency == 1 else ""
-    goal_throughput = "  (goal >= 60 %)" if goals and concurrency == 16 else ""
+    against_direct = what == "mtproxy/direct"
+    goal_median = "  (goal <= 1.3)" if goals and against_direct and concurrency == 1 else ""
+    goal_throughput = "  (goal >= 60 %)" if goals and against_direct and concurrency == 16 else ""
     print(
         f"  c={concurrency:<3} ratio {what}: median latency x{median:.2f}{goal_median}, "
         f"p99 x{ours.p99_ms / base.p99_ms:.2f}, throughput {throughput * 100:.0f} %{goal_throughput}"
@@ -325,21 +330,33 @@ async def run(workdir: Path, *, profile: str | None) -> None:
         )
         servers.append(proxy)
         instant = {"time": str(dataset.end_s)}
+        targets = [
+            Target(name="direct", url=prometheus.url, path="/api/v1/query",
+                   params={"query": 'bench_requests_total{namespace="team-a"}', **instant}, headers={},
+                   pids=(pid_of(prometheus),)),
+            Target(name="mtproxy (header)", url=proxy.url, path="/api/v1/query",
+                   params={"query": "bench_requests_total", **instant},
+                   headers={"X-Tenant-Namespace": "team-a"}, pids=(pid_of(proxy), pid_of(prometheus))),
+        ]
+        ratios = [("mtproxy (header)", "direct", "mtproxy/direct")]
+        peer = locate(Program.PROM_LABEL_PROXY)
+        if peer.present:
+            label_proxy = prom_label_proxy(workdir / "prom-label-proxy", upstream=prometheus.url)
+            servers.append(label_proxy)
+            label_proxy.start()
+            targets.append(Target(name="prom-label-proxy", url=label_proxy.url, path="/api/v1/query",
+                                  params={"query": "bench_requests_total", **instant},
+                                  headers={"X-Tenant-Namespace": "team-a"},
+                                  pids=(pid_of(label_proxy), pid_of(prometheus))))
+            ratios += [("prom-label-proxy", "direct", "prom-label-proxy/direct"),
+                       ("mtproxy (header)", "prom-label-proxy", "mtproxy/prom-label-proxy")]
+        else:
+            print(f"prom-label-proxy {peer.version} is not built ({peer.path}): `make testbin` adds its rows")
         print(f"\n== Prometheus: {TEAM_A_SERIES}-series instant query (of {len(dataset.series)} series stored)")
-        await compare(
-            [
-                Target(name="direct", url=prometheus.url, path="/api/v1/query",
-                       params={"query": 'bench_requests_total{namespace="team-a"}', **instant}, headers={},
-                       pids=(pid_of(prometheus),)),
-                Target(name="mtproxy (header)", url=proxy.url, path="/api/v1/query",
-                       params={"query": "bench_requests_total", **instant},
-                       headers={"X-Tenant-Namespace": "team-a"}, pids=(pid_of(proxy), pid_of(prometheus))),
-            ],
-            ratios=[("mtproxy (header)", "direct", "mtproxy/direct")],
-            goals=True,
-        )
-        proxy.stop()
-        servers.remove(proxy)
+        await compare(targets, ratios=ratios, goals=True)
+        for server in servers[1:]:
+            server.stop()
+        del servers[1:]
 
         vm = victoriametrics(workdir / "victoriametrics")
         servers.append(vm)

@@ -1,8 +1,13 @@
-"""``auth.type: kubernetes``: TokenReview + SubjectAccessReview through a fake reviewer.
+"""``auth.type: kubernetes``: TokenReview + SubjectAccessReview, through a fake reviewer and a real server.
 
 Each sentence of the module's contract has a test here: caching within the TTL (on
 trio's virtual clock), no caching of failures, one lookup per token at a time, and
 negative answers that cannot evict positive ones.
+
+The tests at the end (marked ``kube_apiserver``) run the reviewer the service wires
+(``mtproxy.cmd.reviewer.KubernetesReviewer``) against a real kube-apiserver: real
+service-account tokens from the TokenRequest API, static-token users, and RBAC Roles and
+RoleBindings, so TokenReview and SubjectAccessReview give the answers a cluster gives.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ import pytest
 import trio
 import trio.testing
 
+from mtproxy.cmd.reviewer import KubernetesReviewer
 from mtproxy.proxy.auth.base import AuthRequest, ReviewedUser, Tenant
 from mtproxy.proxy.auth.kubernetes import KubernetesAuthenticator
 from mtproxy.proxy.errors import BadRequest, Forbidden, Unauthenticated, Unavailable
+
+from .conftest import ClusterTenant
 
 RequestFactory = Callable[..., AuthRequest]
 
@@ -361,3 +369,88 @@ def test_invalid_settings_are_refused_naming_the_parameter(
 ) -> None:
     with pytest.raises(ValueError, match=name):
         KubernetesAuthenticator(reviewer, **arguments)  # type: ignore[arg-type]
+
+
+# -- on a real kube-apiserver --------------------------------------------------------------------
+
+METRICACCESSES_RULE = {"verbs": ["get"], "api_groups": ["observability.ethos.io"], "resources": ["metricaccesses"]}
+
+
+async def test_real_service_account_token_reviews_as_its_service_account(
+    kube_reviewer: KubernetesReviewer, cluster_tenant: ClusterTenant
+) -> None:
+    user = await kube_reviewer.review_token(cluster_tenant.token)
+    assert user is not None
+    assert user.username == f"system:serviceaccount:{cluster_tenant.namespace}:grafana"
+    assert {"system:serviceaccounts", f"system:serviceaccounts:{cluster_tenant.namespace}",
+            "system:authenticated"} <= set(user.groups)
+    assert user.uid, "a bound token names its service account's uid"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [pytest.param("not-a-token", id="garbage"), pytest.param("eyJhbGciOiJub25lIn0.e30.", id="unsigned-jwt")],
+)
+async def test_real_server_does_not_authenticate_an_unknown_token(kube_reviewer: KubernetesReviewer,
+                                                                  token: str) -> None:
+    assert await kube_reviewer.review_token(token) is None
+
+
+async def test_token_minted_for_another_audience_is_not_authenticated(
+    kube_reviewer: KubernetesReviewer, cluster_tenant: ClusterTenant
+) -> None:
+    assert await kube_reviewer.review_token(cluster_tenant.other_audience_token) is None
+
+
+async def test_token_of_a_deleted_service_account_stops_authenticating(
+    kube_reviewer: KubernetesReviewer, cluster_tenant: ClusterTenant
+) -> None:
+    """kube-apiserver caches a successful token authentication for 10 s, so it may take that long."""
+    assert await kube_reviewer.review_token(cluster_tenant.token) is not None
+    await trio.to_thread.run_sync(cluster_tenant.delete_service_account)
+    with trio.fail_after(20):
+        while await kube_reviewer.review_token(cluster_tenant.token) is not None:
+            await trio.sleep(0.5)
+
+
+async def test_rbac_role_binding_decides_the_access_review(
+    kube_reviewer: KubernetesReviewer, cluster_tenant: ClusterTenant
+) -> None:
+    user = await kube_reviewer.review_token(cluster_tenant.token)
+    assert user is not None
+    ask = {"verb": "get", "group": "observability.ethos.io", "resource": "metricaccesses"}
+    assert not await kube_reviewer.can_access(user, namespace=cluster_tenant.namespace, **ask)
+    await trio.to_thread.run_sync(cluster_tenant.grant_service_account)
+    assert await kube_reviewer.can_access(user, namespace=cluster_tenant.namespace, **ask)
+    assert not await kube_reviewer.can_access(user, namespace=cluster_tenant.other_namespace, **ask)
+    assert not await kube_reviewer.can_access(user, namespace=cluster_tenant.namespace, **{**ask, "verb": "delete"})
+
+
+async def test_authenticator_on_a_real_server_grants_exactly_what_rbac_grants(
+    make_request: RequestFactory, kube_reviewer: KubernetesReviewer, cluster_tenant: ClusterTenant
+) -> None:
+    authenticator = KubernetesAuthenticator(kube_reviewer, cache_ttl_s=0)
+    own = cluster_tenant.namespace
+    with pytest.raises(Forbidden, match=own):
+        await authenticator.authenticate(_request(make_request, cluster_tenant.token, None))
+    await trio.to_thread.run_sync(cluster_tenant.grant_service_account)
+    tenant = await authenticator.authenticate(_request(make_request, cluster_tenant.token, None))
+    assert tenant == Tenant(namespace=own, subject=f"system:serviceaccount:{own}:grafana")
+    with pytest.raises(Forbidden, match=cluster_tenant.other_namespace):
+        await authenticator.authenticate(_request(make_request, cluster_tenant.token, cluster_tenant.other_namespace))
+    with pytest.raises(Unauthenticated):
+        await authenticator.authenticate(_request(make_request, "stolen-token", own))
+
+
+async def test_static_user_in_a_granted_group_reads_the_namespace(
+    make_request: RequestFactory, kube_reviewer: KubernetesReviewer, cluster_tenant: ClusterTenant
+) -> None:
+    authenticator = KubernetesAuthenticator(kube_reviewer, cache_ttl_s=0)
+    own = cluster_tenant.namespace
+    with pytest.raises(Forbidden):
+        await authenticator.authenticate(_request(make_request, cluster_tenant.alice_token, own))
+    await trio.to_thread.run_sync(cluster_tenant.grant_group, "tenants")
+    tenant = await authenticator.authenticate(_request(make_request, cluster_tenant.alice_token, own))
+    assert tenant == Tenant(namespace=own, subject="alice")
+    with pytest.raises(BadRequest, match="X-Tenant-Namespace"):
+        await authenticator.authenticate(_request(make_request, cluster_tenant.alice_token, None))
