@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from mtproxy.api import CRD_FILENAME, APIValidationError, load_config, render_crd_yaml
-from mtproxy.cmd.check import check_files
+from mtproxy.cmd.check import run_check
 from mtproxy.cmd.logsetup import LEVELS, configure_logging
 
 __all__ = ["build_parser", "console_main", "leader_election_namespace", "main"]
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_service_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = commands.add_parser("check", help="validate MetricAccess manifests and config files")
+    check.add_argument(
+        "--config", dest="check_config", metavar="CONFIG", help="also apply this config's guardrails, as the service does"
+    )
     check.add_argument("files", nargs="+", metavar="FILE")
     manifests = commands.add_parser("manifests", help="regenerate the CRD from the API schemas")
     manifests.add_argument("--output-dir", default="config/crd/bases", help="where to write the CRD")
@@ -148,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of both console scripts; returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.command == "check":
-        return check_files(args.files, out=sys.stdout)
+        return run_check(args.files, config_path=args.check_config, out=sys.stdout, err=sys.stderr)
     if args.command == "manifests":
         return _run_manifests(args.output_dir)
     if args.command == "dev":
