@@ -35,6 +35,7 @@ from mtproxy.api import GROUP, PLURAL, VERSION, Config, TenantSource, parse_dura
 from mtproxy.cmd.enforce import explain
 from mtproxy.cmd.reviewer import KubernetesReviewer
 from mtproxy.cmd.secrets import KubernetesSecretReader, load_secrets_file
+from mtproxy.cmd.servicemetrics import ServiceCollector
 from mtproxy.controller import (
     EventRecorder,
     Informer,
@@ -339,6 +340,8 @@ def build_service(config: Config, options: ServiceOptions, connections: Connecti
     )
     server = HTTPServer(StartGate(app, ready=access.has_synced), host=options.host, port=options.port)
 
+    metrics.registry.register(ServiceCollector(lambda: service.statistics(), runner=runner))
+
     discovery: KubernetesDiscovery | None = None
     if not config.discovery.static.targets:
         assert kube is not None
@@ -360,7 +363,7 @@ def build_service(config: Config, options: ServiceOptions, connections: Connecti
         manager.add_runnable(runner.run, leader_only=True)
     if status_writer is not None:
         manager.add_runnable(status_writer.run, leader_only=True)
-    return Service(
+    service = Service(
         config=config,
         options=options,
         manager=manager,
@@ -376,3 +379,4 @@ def build_service(config: Config, options: ServiceOptions, connections: Connecti
         state_store=state_store,
         discovery=discovery,
     )
+    return service

@@ -20,6 +20,7 @@ from mtproxy.remotewrite.transform import *
 from mtproxy.remotewrite.watermarks import *
 
 __all__ = [
+    "CYCLE_BUCKETS_S",
     "EXPORTED_PREFIX",
     "EXPOSITION_CONTENT_TYPE",
     "FAILURE_COLLECTION",

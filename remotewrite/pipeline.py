@@ -46,7 +46,7 @@ from mtproxy.remotewrite.job import Destination
 from mtproxy.remotewrite.pushgateway import PushgatewaySender
 from mtproxy.remotewrite.reads import JobReads, WindowSeries
 from mtproxy.remotewrite.scan import Samples
-from mtproxy.remotewrite.senders import HttpSender, RemoteWriteSender, SendOutcome, SendResult
+from mtproxy.remotewrite.senders import HttpSender, RemoteWriteSender, SenderStatistics, SendOutcome, SendResult
 from mtproxy.remotewrite.state import JobState, StateStore
 from mtproxy.remotewrite.transform import SeriesOutput, output_labels
 from mtproxy.remotewrite.watermarks import SeriesKey, Watermarks
@@ -77,6 +77,10 @@ class PipelineStatistics:
     last_error: str | None
     cycle_failure: str | None
     """Why the last cycle did not deliver everything (``FAILURE_*``), None when it did."""
+    highest_sent_ms: int | None
+    """The newest sample timestamp the destination acknowledged."""
+    sender: SenderStatistics
+    """The HTTP sender's counters (requests, retries, drops by reason)."""
 
 
 def _failure_of(result: SendResult) -> str:
@@ -96,6 +100,7 @@ class _Base:
         self.last_success_ms: int | None = None
         self.last_error: str | None = None
         self.cycle_failure: str | None = None
+        self.highest_sent_ms: int | None = None
 
     @property
     def cursor_ms(self) -> int | None:
@@ -115,6 +120,8 @@ class _Base:
             last_success_ms=self.last_success_ms,
             last_error=self.last_error,
             cycle_failure=self.cycle_failure,
+            highest_sent_ms=self.highest_sent_ms,
+            sender=self._http_sender.statistics(),
         )
 
     def forwarded_reader(self) -> Callable[[], list[tuple[SeriesKey, int, float]]]:
@@ -282,6 +289,9 @@ class RemoteWritePipeline(_Base):
             self.healthy = True
             self.last_success_ms = int(time.time() * 1000)
             self._forwarded.extend(newest)
+            newest_ms = max(timestamp for _, timestamp, _ in newest)
+            if self.highest_sent_ms is None or newest_ms > self.highest_sent_ms:
+                self.highest_sent_ms = newest_ms
         self.marks.acknowledge_all([(output, timestamp) for output, timestamp, _ in newest])
         self._state.marks.setdefault(self.destination.name, {}).update(sending)
         in_flight = self._in_flight
@@ -363,6 +373,8 @@ class PushgatewayPipeline(_Base):
         self.samples_forwarded += len(live)
         self.series_last_cycle = len(live)
         self._cursor_ms = end_ms
+        if live:
+            self.highest_sent_ms = max(sample.timestamp_ms for sample in live.values())
         self.last_success_ms = int(time.time() * 1000)
         self._forwarded = [(key, s.timestamp_ms, s.value) for key, s in live.items()]
 

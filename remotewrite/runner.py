@@ -44,6 +44,7 @@ from mtproxy.remotewrite.senders import RemoteWriteSender
 from mtproxy.remotewrite.state import JobState, StateStore
 
 __all__ = [
+    "CYCLE_BUCKETS_S",
     "FAILURE_COLLECTION",
     "FAILURE_INTERNAL",
     "FAILURE_SECRET",
@@ -98,6 +99,10 @@ class JobStatus:
         return None if self.cycles_completed == 0 else True
 
 
+CYCLE_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""Upper bounds of the cycle-duration histogram, in seconds."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunnerStatistics:
     """Counts over all jobs."""
@@ -107,6 +112,9 @@ class RunnerStatistics:
     cycle_failures: int
     runs: int
     """How many times ``run`` was started (leadership terms)."""
+    cycle_duration_buckets: tuple[int, ...] = ()
+    """Cumulative counts of destination cycles at most each of ``CYCLE_BUCKETS_S`` long (then +Inf)."""
+    cycle_duration_sum_s: float = 0.0
 
 
 class _RunningJob:
@@ -158,6 +166,8 @@ class JobRunner:
         self._cycles = 0
         self._failures = 0
         self._runs = 0
+        self._durations = [0] * (len(CYCLE_BUCKETS_S) + 1)
+        self._durations_sum_s = 0.0
         self._nursery: trio.Nursery | None = None
         self._listeners: list[Callable[[str], None]] = []
 
@@ -225,8 +235,17 @@ class JobRunner:
 
     def statistics(self) -> RunnerStatistics:
         """Counters."""
+        cumulative, total = [], 0
+        for count in self._durations:
+            total += count
+            cumulative.append(total)
         return RunnerStatistics(
-            jobs=len(self._running), cycles=self._cycles, cycle_failures=self._failures, runs=self._runs
+            jobs=len(self._running),
+            cycles=self._cycles,
+            cycle_failures=self._failures,
+            runs=self._runs,
+            cycle_duration_buckets=tuple(cumulative),
+            cycle_duration_sum_s=self._durations_sum_s,
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -330,6 +349,14 @@ class JobRunner:
                     with trio.move_on_after(5):
                         await pipeline.close()
 
+    def _observe_duration(self, duration_s: float) -> None:
+        self._durations_sum_s += duration_s
+        for index, bound in enumerate(CYCLE_BUCKETS_S):
+            if duration_s <= bound:
+                self._durations[index] += 1
+                return
+        self._durations[-1] += 1
+
     def _record_exception(self, running: _RunningJob, exc: Exception, index: int | None = None) -> None:
         """Classify a job's failure, remember it for status, and log it (bugs with their traceback)."""
         self._failures += 1
@@ -357,6 +384,7 @@ class JobRunner:
         while True:
             end_ms = self._now_ms() - self._safety_delay_ms
             finished = False
+            cycle_started = trio.current_time()
             with trio.move_on_after(interval_s * 0.95):
                 try:
                     self._cycles += 1
@@ -364,6 +392,7 @@ class JobRunner:
                     finished = True
                 except Exception as exc:  # the boundary of this destination: nothing escapes it
                     self._record_exception(running, exc, index)
+            self._observe_duration(trio.current_time() - cycle_started)
             if finished:
                 failure = pipeline.cycle_failure
                 if failure is None:

@@ -23,6 +23,7 @@ from mtproxy.reconcilers.accesscontroller import MetricAccessController
 from mtproxy.reconcilers.statuswriter import StatusWriter, merge_patch
 from mtproxy.remotewrite.pipeline import PipelineStatistics
 from mtproxy.remotewrite.runner import JobStatus
+from mtproxy.remotewrite.senders import SenderStatistics
 
 
 def _object(namespace: str, name: str, metrics: list[str], *, isolation: bool = True, **spec: Any) -> dict[str, Any]:
@@ -96,6 +97,17 @@ def _job_status(key: str, *, failure: str | None, error: str | None = None, cycl
         last_success_ms=1_700_000_000_000 if failure is None else None,
         last_error=error,
         cycle_failure=failure,
+        highest_sent_ms=1_700_000_000_000,
+        sender=SenderStatistics(
+            destination="http://prom/api/v1/write",
+            requests=3,
+            retries=1,
+            samples_sent=42,
+            samples_dropped_by_reason=(),
+            last_error=error,
+            last_success_monotonic=None,
+            healthy=failure is None,
+        ),
     )
     return JobStatus(
         key=key,
