@@ -195,9 +195,15 @@ class AuthConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GuardrailsConfig:
-    """``guardrails``: limits set by the platform team, not by MetricAccess authors."""
+    """``guardrails``: limits set by the platform team, not by MetricAccess authors.
 
-    require_isolation: bool = False
+    Closed by default: whoever may write a MetricAccess in its own namespace must not be able
+    to grant itself another namespace's series, so isolation is required unless the platform
+    lists the namespaces that may go without (the original's openness is
+    ``require_isolation: false``).
+    """
+
+    require_isolation: bool = True
     unisolated_namespaces: tuple[str, ...] = ()
     """Namespaces allowed ``metricIsolation: false`` when ``require_isolation`` is on."""
     allow_foreign_target_namespace: bool = False

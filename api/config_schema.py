@@ -259,7 +259,7 @@ class AuthSchema(_Section):
 
 class GuardrailsSchema(_Section):
     __model__ = c.GuardrailsConfig
-    require_isolation = StrictBoolean(load_default=False)
+    require_isolation = StrictBoolean(load_default=True)
     unisolated_namespaces = StringList(load_default=tuple)
     allow_foreign_target_namespace = StrictBoolean(load_default=False)
     remote_write_url_allowlist = StringList(load_default=tuple)

@@ -3,6 +3,10 @@
 Operators use it to answer "why does my tenant see (or not see) this?": it builds the
 namespace's policy from MetricAccess files exactly as the service does, then prints the
 rewritten query (or, for match[] endpoints, the ``match[]`` list sent to the backend).
+The guardrails are the default config's unless ``--config`` names the service's config
+file; every object they deny is printed with the reason, since a denied object grants
+nothing. The query and the files are read as the service reads them, through the parser's
+depth-and-size guard, so hostile input is a refusal here too, never a crash.
 """
 
 from __future__ import annotations
@@ -34,12 +38,22 @@ def explain(policy: AccessPolicy | None, namespace: str, query: str, *, endpoint
         return False, f"refused ({error.status} {error.error_type}): {error.message}"
 
 
-def run_enforce(namespace: str, files: Sequence[str], query: str, *, endpoint: str, out: TextIO) -> int:
+def run_enforce(
+    namespace: str,
+    files: Sequence[str],
+    query: str,
+    *,
+    endpoint: str,
+    out: TextIO,
+    guardrails: GuardrailsConfig | None = None,
+) -> int:
     """The CLI command; returns the exit status (1 for a refusal or bad input)."""
     contents = read_directory_files(files)
     for problem in contents.problems:
         print(f"problem: {problem}", file=out)
-    decision = desired_policy(namespace, contents.objects, guardrails=GuardrailsConfig())
+    decision = desired_policy(namespace, contents.objects, guardrails=guardrails or GuardrailsConfig())
+    for key, reason in decision.denied:
+        print(f"denied: {key}: {reason}", file=out)
     allowed, text = explain(decision.policy, namespace, query, endpoint=endpoint)
     print(text, file=out)
     return 0 if allowed else 1

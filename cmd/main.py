@@ -66,9 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_service_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = commands.add_parser("check", help="validate MetricAccess manifests and config files")
-    check.add_argument(
-        "--config", dest="check_config", metavar="CONFIG", help="also apply this config's guardrails, as the service does"
-    )
+    check.add_argument("--config", dest="check_config", metavar="CONFIG", help="also apply this config's guardrails")
     check.add_argument("files", nargs="+", metavar="FILE")
     manifests = commands.add_parser("manifests", help="regenerate the CRD from the API schemas")
     manifests.add_argument("--output-dir", default="config/crd/bases", help="where to write the CRD")
@@ -77,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     enforce.add_argument("--namespace", required=True, help="the tenant namespace")
     enforce.add_argument("--access", nargs="+", required=True, metavar="FILE", help="MetricAccess YAML files")
     enforce.add_argument("--endpoint", choices=["query", "series", "labels", "federate"], default="query")
+    enforce.add_argument(
+        "--config", dest="enforce_config", metavar="CONFIG", help="apply this config's guardrails (default: defaults)"
+    )
     enforce.add_argument(
         "query", nargs="?", help="PromQL query (query) or series selector (match[] endpoints; '' for none)"
     )
@@ -166,7 +167,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("mtproxy enforce: a QUERY is required", file=sys.stderr)
                 return 2
             query = files.pop()
-        return run_enforce(args.namespace, files, query, endpoint=endpoint, out=sys.stdout)
+        guardrails = None
+        if args.enforce_config is not None:
+            try:
+                guardrails = load_config(args.enforce_config).config.guardrails
+            except (OSError, UnicodeDecodeError, APIValidationError) as exc:
+                print(f"{args.enforce_config}: {exc}", file=sys.stderr)
+                return 2
+        return run_enforce(args.namespace, files, query, endpoint=endpoint, out=sys.stdout, guardrails=guardrails)
     if args.command == "relabel":
         from mtproxy.cmd.relabel import run_relabel
 

@@ -95,6 +95,27 @@ def test_the_config_dataclass_has_the_same_defaults_as_the_loader(dotted: str, e
     assert _attr(Config(), dotted) == expected
 
 
+SECURE_DEFAULTS = [
+    pytest.param("guardrails.require_isolation", True, id="isolation-required"),
+    pytest.param("guardrails.unisolated_namespaces", (), id="no-namespace-may-go-without"),
+    pytest.param("guardrails.allow_foreign_target_namespace", False, id="no-foreign-target-namespace"),
+    pytest.param("guardrails.remote_write_url_allowlist", (), id="no-remote-write-url"),
+]
+"""Where the original was open (it had no guardrails), the defaults are closed (issue 15, finding 3)."""
+
+
+@pytest.mark.parametrize("text", _EMPTY_CONFIGS)
+@pytest.mark.parametrize(("dotted", "expected"), SECURE_DEFAULTS)
+def test_guardrails_are_closed_by_default(text: str, dotted: str, expected: Any) -> None:
+    assert _attr(load_config_text(text).config, dotted) == expected
+    assert _attr(Config(), dotted) == expected
+
+
+def test_the_originals_openness_is_one_key_away() -> None:
+    config = load_config_text("guardrails:\n  require_isolation: false\n").config
+    assert config.guardrails.require_isolation is False
+
+
 def test_an_empty_config_equals_the_default_config() -> None:
     assert parse_config({}).config == Config()
     assert parse_config(None).config == Config()

@@ -11,7 +11,10 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from realservers.mtproxy import MTPROXY_BINARY
+from survival import assert_no_signal, run_command
 
+from mtproxy.api import Config, load_config, parse_config
 from mtproxy.cmd.check import CheckResult, check_files, check_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,6 +70,30 @@ def test_every_example_passes_with_ok_and_exit_0(path: Path) -> None:
     out = io.StringIO()
     assert check_files([str(path)], out=out) == 0
     assert out.getvalue() == f"OK {path}\n"
+
+
+EXAMPLES_NEEDING_CONFIG: dict[str, dict[str, Any]] = {
+    "examples/isolation-debug-tenant.yaml": {"guardrails": {"unisolated_namespaces": ["debug-tenant"]}},
+    "examples/remote-write-endpoint.yaml": {
+        "guardrails": {"remote_write_url_allowlist": ["https://external-prometheus.example.com/"]}
+    },
+}
+"""Examples the default config denies, and the config each needs (which its comment must name)."""
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_example_passes_the_default_guardrails_or_says_which_config_it_needs(path: Path) -> None:
+    needed = EXAMPLES_NEEDING_CONFIG.get(str(path.relative_to(REPO)))
+    out = io.StringIO()
+    if needed is None:
+        assert check_files([str(path)], out=out, config=Config()) == 0, out.getvalue()
+        return
+    assert check_files([str(path)], out=out, config=Config()) == 1
+    assert "denied by the guardrails (PolicyDenied)" in out.getvalue()
+    comments = "\n".join(line for line in path.read_text().splitlines() if line.lstrip().startswith("#"))
+    for key in needed["guardrails"]:
+        assert key in comments, f"{path.name} does not say it needs guardrails.{key}"
+    assert check_files([str(path)], out=io.StringIO(), config=parse_config(needed).config) == 0
 
 
 def test_examples_cover_both_target_layouts_of_the_readme() -> None:
@@ -330,3 +357,122 @@ def test_check_text_never_raises_on_arbitrary_config_sections(config: dict[str, 
 @given(st.lists(_TREES, max_size=3))
 def test_check_text_never_raises_on_arbitrary_multi_document_files(documents: list[Any]) -> None:
     assert isinstance(check_text(yaml.safe_dump_all(documents)), CheckResult)
+
+
+# --- deep patterns: a validation problem, never a crash (run as the real command) --------------
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        pytest.param("-" * 9000 + "up", id="unary-chain-as-a-regex-entry"),
+        pytest.param("-" * 9000 + 'up{job="a"}', id="unary-chain-before-a-selector"),
+        pytest.param("^".join(['{job="a"}'] * 1500), id="power-chain-of-selectors"),
+    ],
+)
+def test_mtproxy_check_on_a_pattern_too_deep_to_parse_exits_1_naming_spec_metrics(tmp_path: Path, entry: str) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(yaml.safe_dump(_manifest(spec__metrics=[entry, "up"])))
+    completed = run_command([str(MTPROXY_BINARY), "check", str(path)])
+    assert_no_signal(completed, what="mtproxy check")
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    (line,) = completed.stdout.splitlines()
+    assert line.startswith(f"{path}: document 1 (my-team/my-app-metrics): spec.metrics[0]: has ")
+    assert line.endswith("operators and brackets, more than the 500 allowed")
+
+
+# --- --config: what the service's guardrails would deny ------------------------------------------
+
+ISOLATED = _manifest(spec__metricIsolation=True)
+
+
+def _write(tmp_path: Path, name: str, document: Any) -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(document))
+    return str(path)
+
+
+def _check_with_config(tmp_path: Path, config: dict[str, Any], *documents: Any) -> tuple[int, list[str], list[str]]:
+    config_path = _write(tmp_path, "config.yaml", config)
+    paths = [_write(tmp_path, f"ma{index}.yaml", document) for index, document in enumerate(documents)]
+    out = io.StringIO()
+    status = check_files(paths, out=out, config=load_config(config_path).config)
+    return status, out.getvalue().splitlines(), paths
+
+
+def test_with_the_default_config_an_unisolated_object_is_reported_as_the_service_denies_it(tmp_path: Path) -> None:
+    status, lines, (path,) = _check_with_config(tmp_path, {}, VALID)
+    assert status == 1
+    assert lines == [
+        f"{path}: document 1 (my-team/my-app-metrics): denied by the guardrails (PolicyDenied): "
+        "metricIsolation: false is not allowed in this namespace (guardrails.require_isolation; "
+        "ask the platform team to list it in guardrails.unisolated_namespaces)"
+    ]
+
+
+def test_a_namespace_listed_as_unisolated_passes_with_config(tmp_path: Path) -> None:
+    config = {"guardrails": {"unisolated_namespaces": ["my-team"]}}
+    status, lines, (path,) = _check_with_config(tmp_path, config, VALID)
+    assert (status, lines) == (0, [f"OK {path}"])
+
+
+def test_without_config_only_the_spec_is_checked(tmp_path: Path) -> None:
+    status, lines, (path,) = _run(tmp_path, {"ma.yaml": yaml.safe_dump(VALID)})
+    assert (status, lines) == (0, [f"OK {path}"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "config", "fragment"),
+    [
+        pytest.param(
+            {"spec__remoteWrite__prometheus": {"serviceName": "prometheus", "targetNamespace": "other"}},
+            {},
+            "prometheus.targetNamespace 'other' is another namespace (guardrails.allow_foreign_target_namespace",
+            id="foreign-target-namespace",
+        ),
+        pytest.param(
+            {
+                "spec__remoteWrite__target": {"type": "remote_write"},
+                "spec__remoteWrite__remoteWrite": {"url": "https://elsewhere.example/api/v1/write"},
+            },
+            {"guardrails": {"remote_write_url_allowlist": ["https://metrics.example/"]}},
+            "remoteWrite.url 'https://elsewhere.example/api/v1/write' is not allowed",
+            id="url-not-allowlisted",
+        ),
+    ],
+)
+def test_forwarding_the_guardrails_refuse_is_reported_with_config(
+    tmp_path: Path, changes: dict[str, Any], config: dict[str, Any], fragment: str
+) -> None:
+    document = copy.deepcopy(ISOLATED)
+    for dotted, value in changes.items():
+        node: Any = document
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    status, lines, (path,) = _check_with_config(tmp_path, config, document)
+    assert status == 1
+    (line,) = lines
+    assert line.startswith(f"{path}: document 1 (my-team/my-app-metrics): denied by the guardrails (PolicyDenied): ")
+    assert fragment in line
+
+
+def test_the_same_forwarding_passes_when_the_config_allows_it(tmp_path: Path) -> None:
+    document = copy.deepcopy(ISOLATED)
+    document["spec"]["remoteWrite"]["prometheus"]["targetNamespace"] = "other"
+    config = {"guardrails": {"allow_foreign_target_namespace": True}}
+    status, lines, (path,) = _check_with_config(tmp_path, config, document)
+    assert (status, lines) == (0, [f"OK {path}"])
+
+
+def test_mtproxy_check_with_config_flag_reports_denials_and_a_bad_config_exits_2(tmp_path: Path) -> None:
+    manifest = _write(tmp_path, "ma.yaml", VALID)
+    good_config = _write(tmp_path, "config.yaml", {"guardrails": {"require_isolation": True}})
+    completed = run_command([str(MTPROXY_BINARY), "check", "--config", good_config, manifest])
+    assert completed.returncode == 1, completed.stderr
+    assert "denied by the guardrails (PolicyDenied)" in completed.stdout
+    bad_config = _write(tmp_path, "bad.yaml", {"guardrails": {"require_isolation": "yes"}})
+    completed = run_command([str(MTPROXY_BINARY), "check", "--config", bad_config, manifest])
+    assert completed.returncode == 2
+    assert f"{bad_config}: guardrails.require_isolation: must be a boolean" in completed.stderr

@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 TENANT_HEADER = "X-Tenant-Namespace"
+_ADMIT_ALL = GuardrailsConfig(require_isolation=False)
 _VIOLATIONS = "prometheus_proxy_enforcement_violations_total"
 
 
@@ -89,7 +90,11 @@ def metric_access(
 def load_policies(
     documents: Iterable[Mapping[str, Any]], *, guardrails: GuardrailsConfig | None = None
 ) -> dict[str, AccessPolicy]:
-    """Each namespace's merged policy, computed as the tenants reconciler computes it."""
+    """Each namespace's merged policy, computed as the tenants reconciler computes it.
+
+    Unless ``guardrails`` are given, every object is admitted (``require_isolation`` off): these
+    tests are about what an admitted policy lets through, the guardrails have tests of their own.
+    """
     schema = MetricAccessSchema()
     by_namespace: dict[str, list[Any]] = defaultdict(list)
     for document in documents:
@@ -97,7 +102,7 @@ def load_policies(
         by_namespace[access.metadata.namespace].append(access)
     policies: dict[str, AccessPolicy] = {}
     for namespace, objects in by_namespace.items():
-        decision = desired_policy(namespace, objects, guardrails=guardrails or GuardrailsConfig())
+        decision = desired_policy(namespace, objects, guardrails=guardrails or _ADMIT_ALL)
         if decision.policy is not None:
             policies[namespace] = decision.policy
     return policies
@@ -151,12 +156,14 @@ class BackendRecorder:
         form = b""
         if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             form = body
+        # A huge form is parsed off the event loop: the recorder runs in the proxy's loop.
+        form_params = await trio.to_thread.run_sync(_pairs, form) if len(form) > 65536 else _pairs(form)
         self.calls.append(
             BackendCall(
                 method=request.method,
                 path=request.url.path,
                 url_params=_pairs(request.url.query),
-                form_params=_pairs(form),
+                form_params=form_params,
                 headers={k.lower(): v for k, v in request.headers.items()},
                 raw=request.url.raw_path + b"\n" + body,
             )
