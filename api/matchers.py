@@ -50,7 +50,7 @@ class LabelMatcher:
             compile_anchored(self.value)  # raises ValueError naming the regex
 
     def matches(self, value: str) -> bool:
-        """Whether a label value (``""`` for a missing label) satisfies this matcher."""
+        """Whether a label value (``""`` for a missing label) satisfies this matcher, as RE2 decides."""
         if self.op is MatchOp.EQUAL:
             return value == self.value
         if self.op is MatchOp.NOT_EQUAL:

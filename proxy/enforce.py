@@ -79,7 +79,10 @@ PER_SERIES_RANGE_FUNCTIONS = frozenset(
 _NAME_KEEPING_FUNCTIONS = frozenset({"last_over_time"})
 """Per-series range functions whose output keeps the metric name (2.42 and 3.x)."""
 UNION_LABEL = "__mtproxy_branch__"
-"""The label a union carries between its operands and its result (see ``_union``); never in an answer."""
+"""The label a union carries between its operands and its result (see ``_union``); never in an answer.
+
+A stored series that carried this label itself would lose it in a union's answer (names
+starting with ``__`` are reserved for Prometheus' internal use, so none should)."""
 _ABSENT_FUNCTIONS = frozenset({"absent", "absent_over_time"})
 LABEL_WRITING_FUNCTIONS = frozenset({"label_replace", "label_join", "count_values", "absent", "absent_over_time"})
 """Functions (and the count_values aggregation) whose output labels come from the query text."""
