@@ -308,6 +308,7 @@ def build_service(config: Config, options: ServiceOptions, connections: Connecti
             forwarding_enabled=config.remote_write.enabled,
             status_interval_s=status_interval_s,
             recorder=EventRecorder(kube, controller=_COMPONENT, instance=identity),
+            namespaces=namespaces,
         )
         if runner is not None:
             runner.add_listener(status_writer.enqueue)

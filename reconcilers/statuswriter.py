@@ -107,6 +107,7 @@ class StatusWriter:
         status_interval_s: float = 30.0,
         recorder: EventRecorder | None = None,
         workers: int = 2,
+        namespaces: frozenset[str] | None = None,
         wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         if status_interval_s <= 0:
@@ -120,6 +121,8 @@ class StatusWriter:
         self._interval_s = status_interval_s
         self._recorder = recorder
         self._workers = workers
+        self._namespaces = namespaces
+        """Only objects in these namespaces get a status (None: every namespace)."""
         self._now = wall_clock
         self._controller: Controller | None = None
         self._counters_at: dict[str, float] = {}
@@ -127,8 +130,8 @@ class StatusWriter:
 
     def enqueue(self, key: str) -> None:
         """Ask for the object's status to be checked (ignored while not leading)."""
-        if self._controller is not None:
-            namespace, _, name = key.partition("/")
+        namespace, _, name = key.partition("/")
+        if self._controller is not None and (self._namespaces is None or namespace in self._namespaces):
             self._controller.enqueue(namespace, name)
 
     def statistics(self) -> StatusWriterStatistics:
@@ -151,6 +154,8 @@ class StatusWriter:
                 await nursery.start(controller.run)
                 self._controller = controller
                 for namespace in self._store.namespaces():
+                    if self._namespaces is not None and namespace not in self._namespaces:
+                        continue
                     for name in self._store.in_namespace(namespace):
                         controller.enqueue(namespace, name)
                 task_status.started()

@@ -328,3 +328,36 @@ def test_merge_patch_nulls_what_went_away_and_keeps_what_stayed() -> None:
 
 
 
+
+
+async def test_objects_outside_the_watched_namespaces_get_no_status(
+    kube: KubeClient, namespace: str, config: Config, kube_server: Any
+) -> None:
+    other = f"{namespace}-x"
+    await trio.to_thread.run_sync(
+        kube_server.seed, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}}]
+    )
+    informer = Informer(kube, METRICACCESSES)  # cluster-wide, as with several watched namespaces
+    writer_box: list[StatusWriter] = []
+    watched = frozenset({namespace})
+    controller = MetricAccessController(
+        informer, config=config, publish_policies=lambda _: None, notify_status=lambda k: writer_box[0].enqueue(k),
+        namespaces=watched,
+    )
+    writer = StatusWriter(
+        kube, METRICACCESSES, store=informer.store, verdict_of=controller.verdict,
+        job_status_of=lambda key: None, forwarding_enabled=True, status_interval_s=0.5, namespaces=watched,
+    )
+    writer_box.append(writer)
+    await kube.create(METRICACCESSES, namespace, _object(namespace, "mine", ["up"]))
+    await kube.create(METRICACCESSES, other, _object(other, "theirs", ["up"]))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(informer.run)
+        await nursery.start(controller.run)
+        await nursery.start(writer.run)
+        await wait_until_async(lambda: _ready(kube, namespace, "mine"))
+        await trio.sleep(1)
+        assert not (await kube.get(METRICACCESSES, other, "theirs")).get("status")
+        statistics = writer.statistics().controller
+        assert statistics is not None and statistics.queue_depth == 0
+        nursery.cancel_scope.cancel()
