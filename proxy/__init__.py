@@ -10,6 +10,7 @@ from mtproxy.proxy.series_endpoints import *
 
 __all__ = [
     "FORM_CONTENT_TYPE",
+    "MAX_DISJOINT_PARTS",
     "NOTHING_MATCHER",
     "AccessPolicy",
     "BackendError",
@@ -37,4 +38,5 @@ __all__ = [
     "render_error",
     "restrict_selector",
     "series_request",
+    "split_disjoint",
 ]
