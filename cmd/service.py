@@ -341,8 +341,6 @@ def build_service(config: Config, options: ServiceOptions, connections: Connecti
     )
     server = HTTPServer(StartGate(app, ready=access.has_synced), host=options.host, port=options.port)
 
-    metrics.registry.register(ServiceCollector(lambda: service.statistics(), runner=runner))
-
     discovery: KubernetesDiscovery | None = None
     if not config.discovery.static.targets:
         assert kube is not None
@@ -380,4 +378,6 @@ def build_service(config: Config, options: ServiceOptions, connections: Connecti
         state_store=state_store,
         discovery=discovery,
     )
+    # after the service exists: the registry collects once at registration (auto_describe)
+    metrics.registry.register(ServiceCollector(service.statistics, runner=runner))
     return service
