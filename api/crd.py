@@ -3,7 +3,8 @@
 ``mtproxy manifests`` writes the result to ``config/crd/bases/``; a test regenerates it
 and fails on any difference, so the schemas stay the one source of truth. Field types,
 ``required``, ``default``, ``enum``, ``pattern``, ``minimum``/``maximum`` and
-``minLength``/``minItems`` come from the fields and their validators; cross-field rules
+``min``/``max`` ``Length``/``Items``/``Properties`` come from the fields and their validators
+(a map's value length from its ``value_max_length`` metadata); cross-field rules
 (which endpoint block a target type needs, relabel rules, PromQL patterns) cannot be
 stated in an openAPIV3Schema and are checked by ``mtproxy check`` and the controller.
 """
@@ -61,7 +62,10 @@ def _field_to_openapi(field: fields.Field[Any]) -> dict[str, Any]:
     elif isinstance(field, fields.List):
         out = {"type": "array", "items": _field_to_openapi(field.inner)}
     elif isinstance(field, fields.Dict):
-        out = {"type": "object", "additionalProperties": {"type": "string"}}
+        values: dict[str, Any] = {"type": "string"}
+        if "value_max_length" in field.metadata:
+            values["maxLength"] = field.metadata["value_max_length"]
+        out = {"type": "object", "additionalProperties": values}
     elif isinstance(field, fields.Enum):
         out = {"type": "string", "enum": [member.value for member in field.enum]}
     elif isinstance(field, StrictBoolean | fields.Boolean):
@@ -100,7 +104,7 @@ def _apply_validator(out: dict[str, Any], validator: Any) -> None:
         if validator.max is not None:
             out["maximum"] = validator.max
     elif isinstance(validator, validate.Length):
-        key = "Items" if out.get("type") == "array" else "Length"
+        key = {"array": "Items", "object": "Properties"}.get(out.get("type", ""), "Length")
         if validator.min is not None:
             out[f"min{key}"] = validator.min
         if validator.max is not None:

@@ -78,6 +78,49 @@ _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _FIVE_SECONDS_MS = 5_000
 _ONE_DAY_MS = 86_400_000
 
+# Size limits of the spec, stated in the CRD so that the API server refuses an oversized object
+# before any controller reads it (unbounded fields let one object cost every replica memory and
+# every rewritten query size). A metrics entry is also bounded in depth by the parser guard,
+# which no length can express.
+_MAX_PATTERNS = 1000
+_MAX_PATTERN_CHARS = 16_384
+"""The same bound as ``mtproxy.api.patterns`` applies to one entry."""
+_MAX_LABELS = 64
+_MAX_LABEL_NAME_CHARS = 1024
+_MAX_LABEL_VALUE_CHARS = 4096
+_MAX_OBJECT_NAME_CHARS = 253
+_MAX_DNS_LABEL_CHARS = 63
+_MAX_TEXT_CHARS = 1024
+_MAX_URL_CHARS = 2048
+_MAX_HEADERS = 32
+_MAX_RELABELINGS = 100
+_MAX_SOURCE_LABELS = 64
+_MAX_REGEX_CHARS = 16_384
+_MAX_DURATION_CHARS = 64
+
+
+def _at_most(limit: int, unit: str = "characters") -> validate.Length:
+    """An upper bound the CRD states as maxLength/maxItems/maxProperties, with a plain message."""
+    return validate.Length(max=limit, error=f"must have at most {limit} {unit}")
+
+
+def _values_at_most(limit: int) -> Any:
+    def check(value: Mapping[str, str]) -> None:
+        long = sorted(key for key, item in value.items() if len(item) > limit)
+        if long:
+            raise ValidationError({key: [f"must have at most {limit} characters"] for key in long})
+
+    return check
+
+
+def _bounded_map(*, entries: int, value_chars: int, validators: tuple[Any, ...] = (), **kwargs: Any) -> StringMap:
+    """A string map with at most ``entries`` keys and values of at most ``value_chars`` characters."""
+    return StringMap(
+        validate=[_at_most(entries, "entries"), _values_at_most(value_chars), *validators],
+        metadata={"value_max_length": value_chars},
+        **kwargs,
+    )
+
 
 def _label_map_problems(value: Mapping[str, str], *, reserved_prefix: bool) -> list[str]:
     problems = []
@@ -90,6 +133,8 @@ def _label_map_problems(value: Mapping[str, str], *, reserved_prefix: bool) -> l
 
 
 def _validate_pattern(pattern: str) -> None:
+    if len(pattern) > _MAX_PATTERN_CHARS:
+        return  # reported by the field's length bound, once
     try:
         parse_pattern(pattern)
     except PatternError as exc:
@@ -103,22 +148,34 @@ def _raise_all(problems: list[str]) -> None:
 
 class SecretKeyRefSchema(ModelSchema):
     __model__ = m.SecretKeyRef
-    name = StrictString(required=True, validate=validate.Length(min=1), metadata={"description": "Secret name"})
-    key = StrictString(required=True, validate=validate.Length(min=1), metadata={"description": "Key in the Secret"})
+    name = StrictString(
+        required=True,
+        validate=[validate.Length(min=1), _at_most(_MAX_OBJECT_NAME_CHARS)],
+        metadata={"description": "Secret name"},
+    )
+    key = StrictString(
+        required=True,
+        validate=[validate.Length(min=1), _at_most(_MAX_OBJECT_NAME_CHARS)],
+        metadata={"description": "Key in the Secret"},
+    )
 
 
 class PrometheusTargetSchema(ModelSchema):
     __model__ = m.PrometheusTarget
-    service_name = StrictString(data_key="serviceName", required=True, validate=validate.Regexp(_DNS_LABEL))
+    service_name = StrictString(
+        data_key="serviceName", required=True, validate=[_at_most(_MAX_DNS_LABEL_CHARS), validate.Regexp(_DNS_LABEL)]
+    )
     service_port = StrictInteger(data_key="servicePort", load_default=9090, validate=validate.Range(1, 65535))
     replicas = StrictInteger(load_default=None, validate=validate.Range(1, 100))
     stateful_set_name = StrictString(
-        data_key="statefulSetName", load_default=None, validate=validate.Regexp(_DNS_LABEL)
+        data_key="statefulSetName",
+        load_default=None,
+        validate=[_at_most(_MAX_DNS_LABEL_CHARS), validate.Regexp(_DNS_LABEL)],
     )
     target_namespace = StrictString(
         data_key="targetNamespace",
         load_default=None,
-        validate=validate.Regexp(_DNS_LABEL),
+        validate=[_at_most(_MAX_DNS_LABEL_CHARS), validate.Regexp(_DNS_LABEL)],
         metadata={"description": "Namespace of the tenant Prometheus; default: the MetricAccess' namespace"},
     )
 
@@ -130,14 +187,18 @@ class PrometheusTargetSchema(ModelSchema):
 
 class PushgatewayTargetSchema(ModelSchema):
     __model__ = m.PushgatewayTarget
-    service_name = StrictString(data_key="serviceName", required=True, validate=validate.Regexp(_DNS_LABEL))
+    service_name = StrictString(
+        data_key="serviceName", required=True, validate=[_at_most(_MAX_DNS_LABEL_CHARS), validate.Regexp(_DNS_LABEL)]
+    )
     service_port = StrictInteger(data_key="servicePort", load_default=9091, validate=validate.Range(1, 65535))
-    job_name = StrictString(data_key="jobName", required=True, validate=validate.Length(min=1))
+    job_name = StrictString(
+        data_key="jobName", required=True, validate=[validate.Length(min=1), _at_most(_MAX_LABEL_VALUE_CHARS)]
+    )
 
 
 class BasicAuthSchema(ModelSchema):
     __model__ = m.BasicAuth
-    username = StrictString(required=True, validate=validate.Length(min=1))
+    username = StrictString(required=True, validate=[validate.Length(min=1), _at_most(_MAX_TEXT_CHARS)])
     password_secret = fields.Nested(SecretKeyRefSchema, data_key="passwordSecret", required=True)
 
 
@@ -151,12 +212,12 @@ class RemoteWriteEndpointSchema(ModelSchema):
     __model__ = m.RemoteWriteEndpoint
     url = StrictString(
         required=True,
-        validate=validate.URL(schemes={"http", "https"}, require_tld=False),
+        validate=[_at_most(_MAX_URL_CHARS), validate.URL(schemes={"http", "https"}, require_tld=False)],
         metadata={"pattern": r"^https?://"},
     )
     basic_auth = fields.Nested(BasicAuthSchema, data_key="basicAuth", load_default=None)
     bearer_token_secret = fields.Nested(SecretKeyRefSchema, data_key="bearerTokenSecret", load_default=None)
-    headers = StringMap(load_default=dict)
+    headers = _bounded_map(entries=_MAX_HEADERS, value_chars=_MAX_TEXT_CHARS, load_default=dict)
     tls_config = fields.Nested(TLSConfigSchema, data_key="tlsConfig", load_default=None)
 
     @_validates_schema
@@ -211,12 +272,17 @@ class RelabelActionField(StrictString):
 
 class RelabelConfigSchema(ModelSchema):
     __model__ = RelabelConfig
-    source_labels = fields.List(StrictString(), data_key="sourceLabels", load_default=None)
-    separator = StrictString(load_default=";")
-    regex = StrictString(load_default="(.*)")
+    source_labels = fields.List(
+        StrictString(validate=_at_most(_MAX_LABEL_NAME_CHARS)),
+        data_key="sourceLabels",
+        load_default=None,
+        validate=_at_most(_MAX_SOURCE_LABELS, "items"),
+    )
+    separator = StrictString(load_default=";", validate=_at_most(_MAX_TEXT_CHARS))
+    regex = StrictString(load_default="(.*)", validate=_at_most(_MAX_REGEX_CHARS))
     modulus = StrictInteger(load_default=0, validate=validate.Range(min=0))
-    target_label = StrictString(data_key="targetLabel", load_default="")
-    replacement = StrictString(load_default="$1")
+    target_label = StrictString(data_key="targetLabel", load_default="", validate=_at_most(_MAX_LABEL_NAME_CHARS))
+    replacement = StrictString(load_default="$1", validate=_at_most(_MAX_LABEL_VALUE_CHARS))
     action = RelabelActionField(load_default=RelabelAction.REPLACE)
 
     @post_load
@@ -241,16 +307,22 @@ class RemoteWriteSpecSchema(ModelSchema):
         load_default="30s",
         min_ms=_FIVE_SECONDS_MS,
         max_ms=_ONE_DAY_MS,
+        validate=_at_most(_MAX_DURATION_CHARS),
         metadata={"description": "Collection interval, 5s to 24h"},
     )
     target = fields.Nested(TargetSchema, required=True)
     prometheus = fields.Nested(PrometheusTargetSchema, load_default=None)
     pushgateway = fields.Nested(PushgatewayTargetSchema, load_default=None)
     remote_write = fields.Nested(RemoteWriteEndpointSchema, data_key="remoteWrite", load_default=None)
-    extra_labels = StringMap(data_key="extraLabels", load_default=dict)
+    extra_labels = _bounded_map(
+        entries=_MAX_LABELS, value_chars=_MAX_LABEL_VALUE_CHARS, data_key="extraLabels", load_default=dict
+    )
     honor_labels = StrictBoolean(data_key="honorLabels", load_default=False)
     metric_relabelings = fields.List(
-        fields.Nested(RelabelConfigSchema), data_key="metricRelabelings", load_default=tuple
+        fields.Nested(RelabelConfigSchema),
+        data_key="metricRelabelings",
+        load_default=tuple,
+        validate=_at_most(_MAX_RELABELINGS, "items"),
     )
 
     @pre_load
@@ -324,20 +396,22 @@ class MetricAccessSpecSchema(ModelSchema):
     __model__ = m.MetricAccessSpec
     source = StrictString(
         required=True,
-        validate=validate.Length(min=1),
+        validate=[validate.Length(min=1), _at_most(_MAX_TEXT_CHARS)],
         metadata={"description": "Source identifier (informational; the namespace is what is enforced)"},
     )
     metric_isolation = StrictBoolean(data_key="metricIsolation", load_default=False)
     metrics = fields.List(
-        StrictString(validate=_validate_pattern),
+        StrictString(validate=[_at_most(_MAX_PATTERN_CHARS), _validate_pattern]),
         required=True,
-        validate=validate.Length(min=1),
+        validate=[validate.Length(min=1), _at_most(_MAX_PATTERNS, "items")],
         metadata={"description": "Metric patterns: exact names, anchored RE2 regexes, or PromQL selectors"},
     )
-    label_selectors = StringMap(
+    label_selectors = _bounded_map(
+        entries=_MAX_LABELS,
+        value_chars=_MAX_LABEL_VALUE_CHARS,
+        validators=(lambda v: _raise_all(_label_map_problems(v, reserved_prefix=False)),),
         data_key="labelSelectors",
         load_default=dict,
-        validate=lambda v: _raise_all(_label_map_problems(v, reserved_prefix=False)),
     )
     remote_write = fields.Nested(RemoteWriteSpecSchema, data_key="remoteWrite", load_default=None)
 

@@ -8,8 +8,16 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from marshmallow import ValidationError
 
-from mtproxy.api import CRD_FILENAME, PRINTER_COLUMNS, MetricAccessSchema, metricaccess_crd, render_crd_yaml
+from mtproxy.api import (
+    CRD_FILENAME,
+    PRINTER_COLUMNS,
+    MetricAccessSchema,
+    flatten_messages,
+    metricaccess_crd,
+    render_crd_yaml,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "config" / "crd" / "bases" / CRD_FILENAME
@@ -244,3 +252,68 @@ def test_check_and_the_crd_agree_on_relabel_action_spellings(
         check_accepts = False
     crd_accepts = not list(validator.iter_errors(document))
     assert check_accepts == crd_accepts
+
+
+# --- every spec field is bounded (issue 15, finding 2) -------------------------------------------
+
+
+def _unbounded(node: dict[str, Any], path: str) -> list[str]:
+    """Paths under ``node`` the API server would store at any size: strings without maxLength or
+    enum, arrays without maxItems, maps without maxProperties."""
+    found: list[str] = []
+    kind = node.get("type")
+    if kind == "string" and "maxLength" not in node and "enum" not in node:
+        found.append(path)
+    elif kind == "array":
+        if "maxItems" not in node:
+            found.append(path)
+        found.extend(_unbounded(node["items"], f"{path}[]"))
+    elif kind == "object":
+        for name, child in node.get("properties", {}).items():
+            found.extend(_unbounded(child, f"{path}.{name}"))
+        values = node.get("additionalProperties")
+        if isinstance(values, dict):
+            if "maxProperties" not in node:
+                found.append(path)
+            found.extend(_unbounded(values, f"{path}.*"))
+    return found
+
+
+def test_every_spec_string_list_and_map_has_a_size_limit(version: dict[str, Any]) -> None:
+    assert _unbounded(_at(version["schema"]["openAPIV3Schema"], "spec"), "spec") == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "problem"),
+    [
+        pytest.param(("spec", "metrics"), ["up"] * 1001, "spec.metrics: must have at most 1000 items", id="metrics"),
+        pytest.param(
+            ("spec", "metrics"), ["a" * 16_385], "spec.metrics[0]: must have at most 16384 characters", id="pattern"
+        ),
+        pytest.param(("spec", "source"), "s" * 1025, "spec.source: must have at most 1024 characters", id="source"),
+        pytest.param(
+            ("spec", "labelSelectors"),
+            {f"l{i}": "v" for i in range(65)},
+            "spec.labelSelectors: must have at most 64 entries",
+            id="label-selectors",
+        ),
+        pytest.param(
+            ("spec", "labelSelectors"),
+            {"env": "v" * 4097},
+            "spec.labelSelectors.env: must have at most 4096 characters",
+            id="label-selector-value",
+        ),
+    ],
+)
+def test_the_crd_limits_are_the_ones_the_loader_enforces(
+    validator: jsonschema.Draft202012Validator, path: tuple[str, ...], value: Any, problem: str
+) -> None:
+    document = _quickstart()
+    node = document
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    assert len(list(validator.iter_errors(document))) == 1
+    with pytest.raises(ValidationError) as caught:
+        MetricAccessSchema().load(document)
+    assert [str(p) for p in flatten_messages(caught.value.messages)] == [problem]
