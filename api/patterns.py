@@ -17,7 +17,9 @@ and, under ``metricIsolation``, with ``namespace="<namespace>"``.
 Every entry, whatever its form, passes the depth-and-size guard of
 ``mtproxy.api.promql_guard`` first, and selectors are parsed only through it: an entry or a
 ``match[]`` selector deep enough to overflow the native parser's stack is a
-``PatternError``, never a crash of every process that reads the object.
+``PatternError``, never a crash of every process that reads the object. A selector's regex
+``\\Q…\\E`` spans are spelled out first, as for queries, so Go's literal spans mean here
+what they mean to Prometheus.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from mtproxy.api.errors import PatternError
 from mtproxy.api.matchers import LABEL_NAME_RE, METRIC_NAME_RE, LabelMatcher, MatchOp, Rule
 from mtproxy.api.promql_guard import ParserInputError, ParserInputRefused, check_parser_depth, parse_guarded
 from mtproxy.api.regex import compile_anchored
+from mtproxy.api.regex_text import expand_literal_spans_in_promql
 
 __all__ = ["ISOLATION_LABEL", "parse_pattern", "parse_selector", "rule_for_pattern", "rules_for"]
 
@@ -118,8 +121,9 @@ def _refusal(exc: ParserInputRefused, *, what: str) -> str:
 
 
 def _parse_selector(pattern: str, text: str) -> tuple[LabelMatcher, ...]:
+    text = expand_literal_spans_in_promql(text)  # only escapes added: no operator or bracket more
     try:
-        expr = parse_guarded(text, what="selector", max_chars=_MAX_PATTERN_LENGTH)
+        expr = parse_guarded(text, what="selector")
     except ParserInputRefused as exc:
         raise PatternError(pattern, _refusal(exc, what="selector")) from None
     except ParserInputError as exc:

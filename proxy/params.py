@@ -7,7 +7,13 @@ proxy and the backend disagree about what was asked:
 
 - a ``;`` separator, a malformed ``%`` escape or a non-UTF-8 value is a 400 (Go skips such
   pairs silently, so the two sides could read different parameter sets);
-- a single-valued parameter given twice (in the URL, the body, or both) is a 400;
+- a single-valued parameter given twice (in the URL, the body, or both) with different values
+  is a 400. Given twice with the identical value it is one value: Go's client library and
+  promtool repeat the URL's parameters in the POST body (``?namespace=team-a`` arrives in
+  both), and whichever copy a reader takes, it reads the same;
+- a repeatable parameter is read only under its bracketed name, as Prometheus reads
+  ``match[]``; the bare name (``match=``) is a 400 rather than silently ignored, which would
+  answer as if no selector had been given;
 - a body is read only for POST with the form content type; a non-empty body of any other
   type is a 400 (multipart is refused rather than half-supported);
 - parameter names are case-sensitive, as in Go: ``Query=`` is not ``query=``.
@@ -75,9 +81,9 @@ class RequestParams:
     values: Mapping[str, tuple[str, ...]]
 
     def single(self, name: str, *, required: bool = False) -> str | None:
-        """The one value of ``name``; 400 if it is given more than once (or missing when required)."""
+        """The one value of ``name``; 400 if it is given with different values (or missing when required)."""
         found = self.values.get(name, ())
-        if len(found) > 1:
+        if len(set(found)) > 1:
             raise BadRequest(f"parameter {name!r} is given {len(found)} times; give it once")
         if not found:
             if required:
@@ -86,7 +92,10 @@ class RequestParams:
         return found[0]
 
     def multi(self, name: str) -> tuple[str, ...]:
-        """Every value of a repeatable parameter such as ``match[]``."""
+        """Every value of a repeatable parameter such as ``match[]``; 400 if it is also given without brackets."""
+        bare = name.removesuffix("[]")
+        if bare != name and bare in self.values:
+            raise BadRequest(f"parameter {bare!r} is not read; give each selector as {name!r}")
         return self.values.get(name, ())
 
     def names(self) -> frozenset[str]:

@@ -437,3 +437,18 @@ def test_match_selector_reads_escapes_as_the_query_path_does(selector: str, cons
 
 def test_a_regex_entry_keeps_its_escapes_since_it_is_never_promql_text() -> None:
     assert parse_pattern("a\\xff") == (m("__name__", RE, "a\\xff"),)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param('{job=~"\\\\Qa.b\\\\E"}', (m("job", RE, "a\\.b"),), id="literal-span"),
+        pytest.param('up{job!~"x\\\\Q(*)\\\\E"}', (m("__name__", EQ, "up"), m("job", NRE, "x\\(\\*\\)")), id="negated"),
+    ],
+)
+def test_match_selector_and_pattern_read_literal_spans_as_prometheus_does(
+    text: str, expected: tuple[LabelMatcher, ...]
+) -> None:
+    """Go's regexp reads \\Q...\\E as literal text; the parser library would refuse it."""
+    assert parse_selector(text) == expected
+    assert parse_pattern(text) == expected

@@ -81,3 +81,35 @@ def test_encode_form_round_trips_every_character() -> None:
     params = _parse("", encoded.decode(), method="POST", content_type=FORM_CONTENT_TYPE)
     assert params.single("query") == value
     assert params.multi("match[]") == ("x",)
+
+
+@pytest.mark.parametrize(
+    ("query", "body"),
+    [
+        pytest.param("namespace=team-a&query=up&namespace=team-a", "", id="twice-in-url"),
+        pytest.param("namespace=team-a", "namespace=team-a&query=up", id="url-repeated-in-body-as-promtool-does"),
+    ],
+)
+def test_a_parameter_repeated_with_the_identical_value_is_one_value(query: str, body: str) -> None:
+    params = _parse(query, body, method="POST", content_type=FORM_CONTENT_TYPE)
+    assert params.single("namespace") == "team-a"
+    assert params.single("query") == "up"
+
+
+def test_a_parameter_repeated_with_another_value_is_still_refused() -> None:
+    params = _parse("namespace=team-a", "namespace=team-b", method="POST", content_type=FORM_CONTENT_TYPE)
+    with pytest.raises(BadRequest, match="'namespace' is given 2 times"):
+        params.single("namespace")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("match=up", id="match-alone"),
+        pytest.param("match[]=up&match=secret", id="match-beside-match-brackets"),
+    ],
+)
+def test_match_without_brackets_is_refused_not_ignored(query: str) -> None:
+    """Prometheus reads only ``match[]``: a bare ``match`` would silently select everything visible."""
+    with pytest.raises(BadRequest, match=r"'match' .*'match\[\]'"):
+        _parse(query).multi("match[]")
