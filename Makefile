@@ -7,7 +7,7 @@ PACKAGES := api controller reconcilers proxy remotewrite cmd apidouble
 DEBIAN_PACKAGES := prometheus prometheus-pushgateway victoria-metrics
 PYTEST_ARGS ?=
 
-.PHONY: test dev lint manifests deploy venv system-packages testbin test-binaries bench clean typecheck-tree
+.PHONY: test dev lint manifests deploy dist venv system-packages testbin test-binaries bench clean typecheck-tree
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,8 +73,35 @@ lint: venv typecheck-tree
 bench: venv system-packages
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
+# `make deploy IMG=registry.example.com/team/mtproxy:0.1.0` applies config/default with that
+# image (kustomize `images:` in a generated overlay, $(DEPLOY_DIR)); KUBECTL names another
+# kubectl (1.27+: `kubectl apply -k` is kustomize), DEPLOY_ARGS adds flags (--dry-run=server).
+IMG ?= prometheus-multi-tenant-proxy:latest
+KUBECTL ?= kubectl
+DEPLOY_ARGS ?=
+DEPLOY_DIR ?= build/deploy
 deploy:
-	kubectl apply -k config/default
+	@img='$(IMG)'; \
+	case "$$img" in \
+	  *@*) name="$${img%%@*}"; ref="    digest: $${img#*@}";; \
+	  *) case "$${img##*/}" in *:*) name="$${img%:*}"; ref="    newTag: $${img##*:}";; *) name="$$img"; ref="";; esac;; \
+	esac; \
+	mkdir -p $(DEPLOY_DIR) && \
+	base=$$($(PYTHON) -c 'import os, sys; print(os.path.relpath(*sys.argv[1:]))' config/default $(DEPLOY_DIR)) && \
+	printf '%s\n' "# written by make deploy: config/default with the image $$img" \
+	  "resources: [$$base]" "images:" "  - name: prometheus-multi-tenant-proxy" \
+	  "    newName: $$name" $${ref:+"$$ref"} > $(DEPLOY_DIR)/kustomization.yaml
+	$(KUBECTL) apply -k $(DEPLOY_DIR) $(DEPLOY_ARGS)
+
+# The wheel the Dockerfile installs (dist/prometheus_multi_tenant_proxy-<version>-py3-none-any.whl),
+# built from a clean copy of the packages so that no stale build/lib file can slip into it.
+DIST_DIR ?= dist
+dist:
+	@src=$$(mktemp -d) && trap 'rm -rf "$$src"' EXIT && \
+	tar -c --exclude=__pycache__ pyproject.toml README.md $(PACKAGES) | tar -x -C "$$src" && \
+	mkdir -p $(DIST_DIR) && \
+	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir $(abspath $(DIST_DIR)) "$$src" && \
+	ls $(DIST_DIR)/*.whl
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
