@@ -61,7 +61,9 @@ class NonResource:
     verb: str
 
 
-def access_of(method: str, path: str, query: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> Access | NonResource:
+def access_of(
+    method: str, path: str, query: Mapping[str, str] | Iterable[tuple[str, str]] = ()
+) -> Access | NonResource:
     """The RBAC attributes of one request."""
     params = dict(query.items() if isinstance(query, Mapping) else query)
     parts = [p for p in path.split("?", 1)[0].split("/") if p]
@@ -83,10 +85,8 @@ def access_of(method: str, path: str, query: Mapping[str, str] | Iterable[tuple[
     name = rest[1] if len(rest) > 1 else None
     subresource = "/".join(rest[2:])
     if method == "GET":
-        if name is not None:
-            verb = "get"
-        else:
-            verb = "watch" if params.get("watch") in ("true", "1") else "list"
+        watching = params.get("watch") in ("true", "1")
+        verb = "get" if name is not None else "watch" if watching else "list"
     elif method == "DELETE":
         verb = "delete" if name is not None else "deletecollection"
     else:

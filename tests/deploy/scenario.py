@@ -38,11 +38,10 @@ from typing import Any, TypeVar
 import httpx
 import trio
 import yaml
+from deploy.recorder import Call, RecordingProxy
 from realservers import MtproxyProcess, ServerProcess
 from realservers.kubeapiserver import ADMIN, USERS, RunningKubeApiserver
 from realservers.mtproxy import MTPROXY_BINARY
-
-from deploy.recorder import Call, RecordingProxy
 
 __all__ = ["REPO", "SERVICE_NAMESPACE", "ScenarioNames", "run_scenario", "write_kubeconfig"]
 

@@ -23,12 +23,11 @@ import httpx
 import pytest
 import trio
 import yaml
-from realservers import ScrapeTarget, ServerProcess, ServerSet
-from realservers.kubeapiserver import ADMIN, RunningKubeApiserver
-
 from deploy.rbacrules import Access, NonResource, access_of, grants_of, missing, table, unused
 from deploy.recorder import Call, RecordingProxy
 from deploy.scenario import SERVICE_NAMESPACE, Outcome, ScenarioNames, run_scenario, write_kubeconfig
+from realservers import ScrapeTarget, ServerProcess, ServerSet
+from realservers.kubeapiserver import ADMIN, RunningKubeApiserver
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +86,8 @@ def _refused(calls: list[Call]) -> list[str]:
 
 def _format_table(accesses: list[Access]) -> str:
     rows = table(accesses, SERVICE_NAMESPACE)
-    return "\n".join(f"  {group:24} {resource:22} {sub:8} {verb:7} {scope}" for group, resource, sub, verb, scope in rows)
+    return "\n".join(f"  {group:24} {resource:22} {sub:8} {verb:7} {scope}"
+                     for group, resource, sub, verb, scope in rows)
 
 
 async def test_rendered_rbac_grants_exactly_what_the_service_calls(
