@@ -75,7 +75,29 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", metavar="FILE")
     manifests = commands.add_parser("manifests", help="regenerate the CRD from the API schemas")
     manifests.add_argument("--output-dir", default="config/crd/bases", help="where to write the CRD")
-    commands.add_parser("dev", help="run the service with a demo Prometheus on its embedded local default config")
+    dev = commands.add_parser(
+        "dev",
+        help="run the whole system locally (Kubernetes mode, demo Prometheus servers, live console)",
+        description="Run the whole system on 127.0.0.1 (what `make dev` runs): a Kubernetes API server "
+        "(embedded double, or --kube=real), the objects of --objects applied and re-applied on every edit, "
+        "an infrastructure Prometheus scraping a demo exporter, one Prometheus per demo tenant and a "
+        "Pushgateway, and the service in Kubernetes mode (leader election, status, forwarding). "
+        "A kubeconfig is written to .dev/kubeconfig. q or Ctrl-C stops everything.",
+    )
+    dev.add_argument("--port", dest="dev_port", type=int, default=None, metavar="PORT",
+                     help="HTTP port of the proxy (default: 8080)")
+    dev.add_argument("--base-port", type=int, default=19090, metavar="PORT",
+                     help="first of the demo servers' ports: infrastructure Prometheus, exporter, Pushgateway, "
+                     "API server, etcd, then one Prometheus per tenant (default 19090; 0: free ports)")
+    dev.add_argument("--kube", choices=["double", "real"], default="double",
+                     help="double: the embedded API server (default); real: kube-apiserver and etcd "
+                     "built by `make testbin`")
+    dev.add_argument("--no-console", dest="console", action="store_false",
+                     help="print plain JSON log lines instead of the live console (the default without a terminal)")
+    dev.add_argument("--objects", default="examples/dev", metavar="DIR",
+                     help="directory of objects (Namespaces, MetricAccess) to apply and watch (default examples/dev)")
+    dev.add_argument("--log-level", dest="dev_log_level", default=None, choices=sorted(LEVELS),
+                     help="log level (debug also shows the HTTP libraries' lines)")
     enforce = commands.add_parser("enforce", help="print the query the proxy would send for a tenant, or its refusal")
     enforce.add_argument("--namespace", required=True, help="the tenant namespace")
     enforce.add_argument("--access", nargs="+", required=True, metavar="FILE", help="MetricAccess YAML files")
@@ -113,11 +135,21 @@ def _run_manifests(output_dir: str) -> int:
     return 0
 
 
-def _run_dev(port: int, log_level: str) -> int:
-    from mtproxy.cmd.dev import run_dev
+def _run_dev(args: argparse.Namespace) -> int:
+    from pathlib import Path
 
-    configure_logging(log_level)
-    return run_dev(port)
+    from mtproxy.cmd.dev import DevOptions, run_dev
+
+    return run_dev(
+        DevOptions(
+            port=args.dev_port if args.dev_port is not None else args.port,
+            base_port=args.base_port,
+            kube=args.kube,
+            console=args.console,
+            log_level=args.dev_log_level or args.log_level,
+            objects_dir=Path(args.objects),
+        )
+    )
 
 
 def _run_service(args: argparse.Namespace) -> int:
@@ -164,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "manifests":
         return _run_manifests(args.output_dir)
     if args.command == "dev":
-        return _run_dev(args.port, args.log_level)
+        return _run_dev(args)
     if args.command == "enforce":
         from mtproxy.cmd.enforce import run_enforce
 
