@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -93,7 +94,8 @@ class ServiceOptions:
     """Also where remote-write progress is kept (one ConfigMap per job)."""
     handle_signals: bool = True
     identity: str = ""
-    """This replica's name in the Lease; the POD_NAME variable or the host name when empty."""
+    """This replica's name in the Lease; when empty, the POD_NAME variable, else the host name
+    with a random suffix (two replicas on one host must not share a name: both would lead)."""
     lease_duration_s: float = 15.0
     renew_deadline_s: float = 10.0
     retry_period_s: float = 2.0
@@ -177,6 +179,11 @@ class Service:
             },
         )
         await self.manager.run(task_status=task_status)
+
+
+def _unique_identity() -> str:
+    """``<host name>_<uuid>``, as controller-runtime names a replica outside a pod."""
+    return f"{socket.gethostname()}_{uuid.uuid4()}"
 
 
 def _needs_kubernetes(config: Config) -> bool:
@@ -296,7 +303,7 @@ def build_service(config: Config, options: ServiceOptions, connections: Connecti
         namespaces=namespaces,
         resync_s=max(60.0, 10 * status_interval_s),
     )
-    identity = options.identity or os.environ.get("POD_NAME") or socket.gethostname()
+    identity = options.identity or os.environ.get("POD_NAME") or _unique_identity()
     if kubernetes_tenants and isinstance(source, Informer):
         assert kube is not None
         status_writer = StatusWriter(

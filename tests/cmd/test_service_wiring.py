@@ -7,6 +7,7 @@ milliseconds.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from prometheus_client import generate_latest
 
 from mtproxy.api import load_config
 from mtproxy.cmd.service import Connections, Service, ServiceOptions, build_service
+from mtproxy.controller import KubeClient
+from mtproxy.controller.clusterconfig import ClusterConfig
 
 
 @pytest.fixture
@@ -55,3 +58,52 @@ async def test_service_metrics_are_collected_from_the_services_statistics(
     service = build_service(config, ServiceOptions(handle_signals=False), connections)
     text = generate_latest(service.metrics.registry).decode()
     assert "metricaccess_objects" in text
+
+
+@pytest.fixture
+async def kube_connections() -> AsyncIterator[Connections]:
+    """Connections to an API server nobody calls (building the service does no I/O)."""
+    cluster = ClusterConfig(host="http://127.0.0.1:9", verify=False, token=lambda: None)
+    async with (
+        httpx.AsyncHTTPTransport() as transport,
+        httpx.AsyncClient() as remote,
+        httpx.AsyncClient(base_url=cluster.host) as kube_http,
+    ):
+        kube = KubeClient(kube_http, config=cluster)
+        yield Connections(backend_transport=transport, remote_http=remote, kube=kube, election_kube=kube,
+                          state_kube=kube)
+
+
+def _kubernetes_config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "discovery: {static: {targets: ['http://127.0.0.1:9']}}\n"
+        "tenants: {source: kubernetes}\n"
+        "remote_write: {enabled: true}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def test_replicas_on_one_host_without_pod_name_get_different_lease_identities(
+    tmp_path: Path, kube_connections: Connections, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two processes sharing a host name must not share an identity: each would take the
+    # other's Lease for its own, both would lead and forward at once (found by tests/e2e_kube).
+    monkeypatch.delenv("POD_NAME", raising=False)
+    config = load_config(str(_kubernetes_config(tmp_path))).config
+    options = ServiceOptions(handle_signals=False)
+    first = build_service(config, options, kube_connections)
+    second = build_service(config, options, kube_connections)
+    assert first.elector is not None and second.elector is not None
+    assert first.elector.identity != second.elector.identity
+    assert first.elector.identity.startswith(socket.gethostname())
+
+
+async def test_pod_name_is_the_lease_identity_when_set(
+    tmp_path: Path, kube_connections: Connections, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POD_NAME", "mtproxy-7d9f-abcde")
+    config = load_config(str(_kubernetes_config(tmp_path))).config
+    service = build_service(config, ServiceOptions(handle_signals=False), kube_connections)
+    assert service.elector is not None and service.elector.identity == "mtproxy-7d9f-abcde"
