@@ -12,11 +12,11 @@ respond. A client that disconnects cancels the work, queueing included. Every er
 Prometheus' envelope with the right status. Operations routes (health, metrics, debug)
 are answered by ``mtproxy.proxy.ops`` and take no slot.
 
-The event loop stays free for health probes and other tenants: parsing a large request
-runs in a worker thread (pure Python, so the GIL is shared), and enforcing a large query or
-reading, checking, merging or filtering a large answer runs in a worker process
-(``mtproxy.proxy.offload``: the parser and the JSON decoder hold the GIL throughout).
-Small work stays inline, where a trip to a worker would cost more than the work.
+The event loop stays free for health probes and other tenants: parsing a large request,
+enforcing a large query, and reading, checking, merging or filtering a large answer run in
+a worker process (``mtproxy.proxy.offload``: the PromQL parser and the JSON decoder hold
+the GIL throughout, and even pure Python in a thread makes each step of the loop wait for
+its 5 ms turn). Small work stays inline, where a trip to a worker would cost more than the work.
 
 This module is one unit because it is the one place the request's steps are ordered;
 each step's logic lives in its own module.
@@ -24,6 +24,7 @@ each step's logic lives in its own module.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -57,7 +58,7 @@ from mtproxy.proxy.metrics import ProxyMetrics
 from mtproxy.proxy.offload import Offload, default_workers
 from mtproxy.proxy.ops import OpsHandler
 from mtproxy.proxy.outcomes import BackendRequest, ImmediateAnswer, ResultCheck
-from mtproxy.proxy.params import RequestParams, parse_request_params
+from mtproxy.proxy.params import RequestParams, encode_form, parse_request_params
 from mtproxy.proxy.policy import AccessPolicy
 from mtproxy.proxy.query_endpoints import query_request
 from mtproxy.proxy.resultcheck import check_result
@@ -84,10 +85,13 @@ _CLIENT_GONE = 499
 _SINGLE_HEADERS = frozenset({"authorization", "x-tenant-namespace", "x-api-key", "content-type"})
 _QUERY_KINDS = frozenset({RouteKind.QUERY, RouteKind.QUERY_RANGE, RouteKind.QUERY_EXEMPLARS, RouteKind.FORMAT_QUERY})
 _MATCH_KINDS = frozenset({RouteKind.SERIES, RouteKind.LABELS, RouteKind.LABEL_VALUES, RouteKind.FEDERATE})
-_PARSE_IN_THREAD_BYTES = 64 * 1024
-"""Above this, a request's parameters are parsed in a worker thread (pure Python: the loop keeps turns)."""
+_PARSE_IN_WORKER_BYTES = 64 * 1024
+"""Above this, a request's parameters are parsed in a worker process (a thread would share the GIL in
+5 ms turns, and every step of the event loop would wait for its turn)."""
 _ENFORCE_IN_WORKER_BYTES = 16 * 1024
 """Above this much query text, enforcement runs in a worker process (the parser holds the GIL)."""
+_ENCODE_HERE_BYTES = 64 * 1024
+"""Above this, a backend request is form-encoded by ``decide_encoded``, in the worker that enforced it."""
 _JSON_IN_WORKER_BYTES = 256 * 1024
 """Above this, reading, checking, merging or filtering an answer runs in a worker process."""
 
@@ -150,7 +154,6 @@ class ProxyApp:
         metrics.watch_queue(self._queue.statistics, has_policy=lambda ns: tenants.policy_for(ns) is not None)
         self._limits = QueryLimits.from_config(config)
         self._offload = offload if offload is not None else Offload(workers=default_workers())
-        self._threads = trio.CapacityLimiter(default_workers())
         self._queue_timeout_s = parse_duration_ms(config.queue_timeout) / 1000
         self._backend_timeout_s = parse_duration_ms(config.backend_timeout) / 1000
         self._backend_headers = {"Accept-Encoding": "gzip"} if config.backend_compression else None
@@ -206,10 +209,7 @@ class ProxyApp:
                 content_type=_header(scope, b"content-type"),
                 body=body,
             )
-            if len(body) + len(query_string) > _PARSE_IN_THREAD_BYTES:
-                params = await trio.to_thread.run_sync(parse, limiter=self._threads)
-            else:
-                params = parse()
+            params = await self._compute(len(body) + len(query_string), _PARSE_IN_WORKER_BYTES, parse)
             headers = _headers(scope)
             if route.tenant or route.kind in (
                 RouteKind.DEBUG_TENANTS,
@@ -382,7 +382,9 @@ class ProxyApp:
             )
             return _Answer(response.status, response.content_type, filtered)
         try:
-            decision = await self._compute(given, _ENFORCE_IN_WORKER_BYTES, decide, kind, policy, params, path_params)
+            decision = await self._compute(
+                given, _ENFORCE_IN_WORKER_BYTES, decide_encoded, kind, policy, params, path_params
+            )
         except ProxyError as error:
             if kind in _QUERY_KINDS:
                 self._metrics.enforcement_refusals.labels(str(error.status)).inc()
@@ -550,6 +552,16 @@ def decide(
     if kind is RouteKind.BUILDINFO:
         return BackendRequest(method="GET", path="/api/v1/status/buildinfo", params=())
     raise NotFound(f"no such endpoint: {kind.value}")  # fail closed on a kind without a policy
+
+
+def decide_encoded(
+    kind: RouteKind, policy: AccessPolicy, params: RequestParams, path_params: Mapping[str, str]
+) -> BackendRequest | ImmediateAnswer:
+    """``decide``, with a large backend request form-encoded already (where ``decide`` ran)."""
+    decision = decide(kind, policy, params, path_params)
+    if isinstance(decision, BackendRequest) and sum(len(v) for _, v in decision.params) > _ENCODE_HERE_BYTES:
+        return dataclasses.replace(decision, form=encode_form(decision.params))
+    return decision
 
 
 def checked_body(kind: ResultCheck, body: bytes, namespace: str) -> tuple[bytes | None, int]:

@@ -193,7 +193,7 @@ class BackendPool:
         return response, decoder
 
     async def _send_to(self, url: str, request: BackendRequest, headers: Mapping[str, str]) -> BackendResponse:
-        form = encode_form(request.params)
+        form = request.form if request.form is not None else encode_form(request.params)
         wanted = {**_DEFAULT_HEADERS, **headers}
         if request.method == "GET":
             # the query string is ours, fully percent-encoded: nothing of the client's request

@@ -19,7 +19,8 @@ under a ``CapacityLimiter`` of ``workers``), which releases the GIL while it wai
   goes on at once and the result is dropped; the worker finishes the call, and its
   capacity stays taken until then, so cancelled calls cannot pile up work behind the limiter.
 - Workers start lazily, on the first call, with the ``spawn`` method (forking a process
-  that runs threads is unsafe); each imports the modules of the functions it runs.
+  that runs threads is unsafe); each imports the modules of the functions it runs. They
+  run niced (``WORKER_NICENESS``), so on a busy machine the event loop gets the CPU first.
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ class _Capture(logging.Handler):
         self.records.append(record)
 
 
+WORKER_NICENESS = 10
+"""Workers run at a lower CPU priority than the event loop's process: on a busy machine the
+scheduler gives the loop the CPU first, so a tenant's heavy work delays only that tenant."""
+
+
+def _lower_priority() -> None:
+    os.nice(WORKER_NICENESS)
+
+
 def _call_in_worker(function: Callable[..., Any], args: tuple[Any, ...], level: int) -> tuple[Any, list[Any]]:
     root = logging.getLogger()
     root.setLevel(level)
@@ -118,7 +128,9 @@ class Offload:
                 raise ProxyError("the service is stopping", status=503)
             if self._executor is None:
                 self._executor = concurrent.futures.ProcessPoolExecutor(
-                    max_workers=self._workers, mp_context=multiprocessing.get_context("spawn")
+                    max_workers=self._workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_lower_priority,
                 )
             return self._executor
 

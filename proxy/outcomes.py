@@ -8,7 +8,7 @@ parameters only; nothing of the incoming request's raw query string or body is i
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["BackendRequest", "ImmediateAnswer", "ResultCheck"]
 
@@ -37,6 +37,10 @@ class BackendRequest:
     result_check: ResultCheck = ResultCheck.NONE
     cacheable: bool = False
     """True only when the answer cannot change (an explicit time/end in the past)."""
+    form: bytes | None = field(default=None, compare=False, repr=False)
+    """``params`` already form-encoded, or None. A large request is encoded in the worker
+    process that enforced it: percent-encoding megabytes is pure Python, which would hold
+    the event loop (or, in a thread, make its every step wait for a turn of the GIL)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

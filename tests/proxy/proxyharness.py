@@ -143,11 +143,39 @@ class BackendCall:
         return {key for key, _ in self.params}
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A request as it left, kept raw: it is read into a ``BackendCall`` when a test asks."""
+
+    method: str
+    path: str
+    query: bytes
+    form: bytes
+    headers: Mapping[str, str]
+    raw: bytes
+
+    def call(self) -> BackendCall:
+        return BackendCall(
+            method=self.method,
+            path=self.path,
+            url_params=_pairs(self.query),
+            form_params=_pairs(self.form),
+            headers=self.headers,
+            raw=self.raw,
+        )
+
+
 @dataclass(slots=True)
 class BackendRecorder:
-    """Keeps every request the proxy sent to a backend (``/-/ready`` probes excluded); see RecordingTransport."""
+    """Keeps every request the proxy sent to a backend (``/-/ready`` probes excluded); see RecordingTransport.
 
-    calls: list[BackendCall] = field(default_factory=list)
+    Requests are kept as bytes and parsed when ``calls`` or ``take`` is read: the recorder
+    runs in the proxy's event loop, and parsing a form of megabytes there would be the
+    test's own stall, not the proxy's.
+    """
+
+    _sent: list[_Sent] = field(default_factory=list)
+    _calls: list[BackendCall] = field(default_factory=list)
 
     async def __call__(self, request: httpx.Request) -> None:
         if request.url.path == "/-/ready":
@@ -156,22 +184,28 @@ class BackendRecorder:
         form = b""
         if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             form = body
-        # A huge form is parsed off the event loop: the recorder runs in the proxy's loop.
-        form_params = await trio.to_thread.run_sync(_pairs, form) if len(form) > 65536 else _pairs(form)
-        self.calls.append(
-            BackendCall(
+        self._sent.append(
+            _Sent(
                 method=request.method,
                 path=request.url.path,
-                url_params=_pairs(request.url.query),
-                form_params=form_params,
+                query=request.url.query,
+                form=form,
                 headers={k.lower(): v for k, v in request.headers.items()},
                 raw=request.url.raw_path + b"\n" + body,
             )
         )
 
+    @property
+    def calls(self) -> list[BackendCall]:
+        """The calls recorded so far."""
+        self._calls.extend(sent.call() for sent in self._sent)
+        self._sent.clear()
+        return self._calls
+
     def take(self) -> list[BackendCall]:
         """The calls recorded so far; the record starts empty again."""
-        calls, self.calls = self.calls, []
+        calls = self.calls
+        self._calls = []
         return calls
 
 
