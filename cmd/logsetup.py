@@ -3,6 +3,12 @@
 Every record becomes one JSON object with ``level``, ``time`` (RFC 3339, UTC), ``msg``
 (constant text), ``logger`` and the record's ``extra`` fields, the shape the original's
 logrus JSONFormatter produced, so log pipelines built for it keep working.
+
+Third-party libraries log at their own pace: httpx and httpcore one line per HTTP call
+(the API server, backends, remote-write destinations), hypercorn one per request served,
+watchfiles one per batch of file changes. Below ``debug`` they are held at WARNING
+(:data:`QUIET_LOGGERS`), so the service's own lines are what an operator reads; with
+``--log-level=debug`` they speak again.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
-__all__ = ["LEVELS", "JSONFormatter", "configure_logging"]
+__all__ = ["LEVELS", "QUIET_LOGGERS", "JSONFormatter", "configure_logging", "quiet_third_party"]
 
 LEVELS = {
     "trace": 5,
@@ -26,6 +32,9 @@ LEVELS = {
     "panic": logging.CRITICAL,
 }
 """logrus level names, as the original's ``--log-level`` took them."""
+
+QUIET_LOGGERS = ("httpx", "httpcore", "hypercorn.access", "hypercorn.error", "watchfiles", "kubernetes")
+"""Libraries' loggers held at WARNING unless the level is ``debug`` (or ``trace``)."""
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -73,3 +82,11 @@ def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level.lower()])
+    quiet_third_party(level)
+
+
+def quiet_third_party(level: str) -> None:
+    """Hold :data:`QUIET_LOGGERS` at WARNING, unless ``level`` is ``debug`` or finer (then unset)."""
+    verbose = LEVELS.get(level.lower(), logging.INFO) <= logging.DEBUG
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)

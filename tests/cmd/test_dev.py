@@ -1,52 +1,234 @@
-"""``mtproxy dev`` (what ``make dev`` runs) serves the demo and stops on SIGTERM, Prometheus included."""
+"""``mtproxy dev`` headless (no terminal) with the demo stack, checked from outside as a user would.
+
+One run serves every check: the printed ports, a tenant query answered per policy, series
+forwarded into a tenant Prometheus, ``kubectl get ma -A`` through ``.dev/kubeconfig``
+showing Ready=True, every printed command working as pasted; then SIGINT stops it with
+every child process gone and no temporary directory left.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from realservers.ports import free_port
-
-from mtproxy.cmd.dev import DEMO_PROMETHEUS_PORT
+from realservers.testbin import Program, in_ci, locate
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[2]
 MTPROXY = Path(sys.executable).parent / "mtproxy"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+T = TypeVar("T")
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _ready(port: int) -> bool:
+def _get(url: str, *, tenant: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"X-Tenant-Namespace": tenant} if tenant else {})
     try:
-        with _OPENER.open(f"http://127.0.0.1:{port}/-/ready", timeout=1) as response:
-            return bool(response.status == 200)
+        with _OPENER.open(request, timeout=10) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body.decode("utf-8", "replace")
+
+
+def _eventually(check: Callable[[], T | None], *, timeout_s: float, what: str, log: Path) -> T:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not seen within {timeout_s} s; dev's log:\n{log.read_text()[-4000:]}")
+        time.sleep(0.5)
+
+
+def _children(pid: int) -> set[int]:
+    """PIDs whose parent is ``pid``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
+    return state != "Z"
 
 
-def test_dev_serves_and_every_part_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    log = (tmp_path / "dev.log").open("wb")
-    process = subprocess.Popen([str(MTPROXY), "--port", str(port), "dev"], stdout=log, stderr=subprocess.STDOUT)
+@dataclass
+class Dev:
+    process: subprocess.Popen[bytes]
+    cwd: Path
+    stdout: Path
+    stderr: Path
+    ready: dict[str, Any]
+
+
+def _start_dev(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Dev:
+    stdout, stderr = cwd / "dev.out", cwd / "dev.err"
+    process = subprocess.Popen(
+        [str(MTPROXY), "dev", "--no-console", "--base-port", "0", "--objects", str(REPO / "examples" / "dev"), *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout.open("wb"),
+        stderr=stderr.open("wb"),
+        env=env,
+    )
+
+    def ready_line() -> dict[str, Any] | None:
+        assert process.poll() is None, f"mtproxy dev exited {process.returncode}:\n{stderr.read_text()[-4000:]}"
+        for line in stdout.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("msg") == "mtproxy dev ready":
+                return dict(record)
+        return None
+
     try:
-        deadline = time.monotonic() + 30
-        while not _ready(port):
-            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "dev.log").read_text()
-            time.sleep(0.2)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
-        assert not _listening(DEMO_PROMETHEUS_PORT), "the demo Prometheus outlived mtproxy dev"
+        ready = _eventually(ready_line, timeout_s=90, what="the ready line", log=stderr)
+    except BaseException:
+        process.kill()
+        raise
+    return Dev(process=process, cwd=cwd, stdout=stdout, stderr=stderr, ready=ready)
+
+
+def _stop(dev: Dev) -> list[int]:
+    """SIGINT; returns the children that outlived it."""
+    children = _children(dev.process.pid)
+    dev.process.send_signal(signal.SIGINT)
+    assert dev.process.wait(timeout=40) == 0, dev.stderr.read_text()[-4000:]
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [pid for pid in children if _alive(pid)]
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[Dev]:
+    started = _start_dev(tmp_path, "--port", str(free_port()))
+    yield started
+    if started.process.poll() is None:
+        started.process.kill()
+        started.process.wait()
+
+
+def _kubectl(dev: Dev) -> list[str]:
+    """The kubectl command line dev printed, else the one ``make testbin`` built (skip without)."""
+    printed = next(c for c in dev.ready["commands"] if "get ma -A" in c)
+    if not printed.startswith("#"):
+        return printed.split()
+    located = locate(Program.KUBECTL)
+    if located.present:
+        return [str(located.path), "--kubeconfig", ".dev/kubeconfig", "get", "ma", "-A"]
+    if in_ci():
+        pytest.fail("CI=true and no kubectl (on PATH or built by make testbin)")
+    pytest.skip("no kubectl on PATH and none built by make testbin: the kubectl checks need one")
+
+
+def test_dev_headless_serves_forwards_shows_ready_and_stops_clean(dev: Dev) -> None:
+    proxy = dev.ready["proxy"]
+    assert dev.ready["kube"]["kubeconfig"] == ".dev/kubeconfig"
+    assert (dev.cwd / ".dev" / "kubeconfig").is_file()
+
+    # a tenant query answered per policy: team-b sees its own GET counters only
+    def team_b_methods() -> set[tuple[str, str]] | None:
+        query = urllib.parse.quote("sum by (namespace, method) (http_requests_total)")
+        status, body = _get(f"{proxy}/api/v1/query?query={query}", tenant="team-b")
+        result = body["data"]["result"] if status == 200 else []
+        return {(r["metric"]["namespace"], r["metric"]["method"]) for r in result} or None
+
+    assert _eventually(team_b_methods, timeout_s=60, what="team-b's query result", log=dev.stderr) == {
+        ("team-b", "GET")
+    }
+    status, body = _get(f"{proxy}/api/v1/query?query=up", tenant="team-c")
+    assert (status, body["errorType"]) == (403, "forbidden")
+
+    # a series arrived in team-a's own Prometheus, and only team-a's
+    tenant_prometheus = dev.ready["tenant_prometheus"]["team-a"]
+
+    def forwarded_namespaces() -> set[str] | None:
+        query = urllib.parse.quote('count by (namespace, tenant) (http_requests_total{tenant="team-a"})')
+        _, answer = _get(f"{tenant_prometheus}/api/v1/query?query={query}")
+        return {r["metric"]["namespace"] for r in answer["data"]["result"]} or None
+
+    assert _eventually(forwarded_namespaces, timeout_s=90, what="forwarded series", log=dev.stderr) == {"team-a"}
+
+    # kubectl through .dev/kubeconfig: every object Ready=True, with the status columns
+    kubectl = _kubectl(dev)
+
+    def all_ready() -> str | None:
+        completed = subprocess.run(kubectl, cwd=dev.cwd, capture_output=True, text=True, timeout=30, check=False)
+        lines = completed.stdout.splitlines()
+        if completed.returncode != 0 or len(lines) != 4:
+            return None
+        header = lines[0].split()
+        ready = header.index("READY")
+        return completed.stdout if all(line.split()[ready] == "True" for line in lines[1:]) else None
+
+    table = _eventually(all_ready, timeout_s=90, what="READY True for every MetricAccess", log=dev.stderr)
+    assert {"READY", "SERIES", "LAST", "WRITE"} <= set(table.splitlines()[0].split())
+    assert {line.split()[1] for line in table.splitlines()[1:]} == {
+        "team-a-app",
+        "team-b-health",
+        "team-b-requests",
+    }
+
+    # every printed command works as pasted (from dev's directory)
+    for command in dev.ready["commands"]:
+        if command.startswith("#"):
+            continue
+        completed = subprocess.run(
+            ["bash", "-c", command], cwd=dev.cwd, capture_output=True, text=True, timeout=30, check=False
+        )
+        assert completed.returncode == 0, (command, completed.stderr)
+        assert completed.stdout.strip(), command
+        if command.startswith("curl"):
+            answer = json.loads(completed.stdout)
+            expected = "error" if "team-c" in command else "success"
+            assert answer["status"] == expected, (command, completed.stdout)
+
+    # SIGINT: every child gone, no temporary directory left, the kubeconfig removed
+    assert _stop(dev) == []
+    assert sorted(p.name for p in (dev.cwd / ".dev").iterdir()) == []
+
+
+def test_dev_without_prometheus_says_what_to_install_and_still_serves(tmp_path: Path) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = {**os.environ, "PATH": str(empty), "MTPROXY_TESTBIN": str(tmp_path / "no-testbin")}
+    dev = _start_dev(tmp_path, "--port", str(free_port()), env=env)
+    try:
+        assert "sudo apt-get install -y prometheus prometheus-pushgateway" in dev.stderr.read_text()
+        assert dev.ready["servers"] == {"demo exporter": dev.ready["servers"]["demo exporter"]}
+        status, _ = _get(f"{dev.ready['proxy']}/-/healthy")
+        assert status == 200
+        assert _stop(dev) == []
     finally:
-        if process.poll() is None:
-            process.kill()
-        log.close()
+        if dev.process.poll() is None:
+            dev.process.kill()

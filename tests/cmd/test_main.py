@@ -1,5 +1,5 @@
 """Tests for cmd/main.py: the original's flags and defaults, and the ``check``, ``manifests``
-and ``dev`` subcommands."""
+and ``dev`` subcommands (``dev`` itself: tests/cmd/test_dev*.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mtproxy.api import CRD_FILENAME, load_config_text
-from mtproxy.cmd.devconfig import DEV_CONFIG_YAML
+from mtproxy.api import CRD_FILENAME
 from mtproxy.cmd.main import build_parser, console_main, leader_election_namespace, main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,27 +157,7 @@ def test_manifests_default_output_dir_is_config_crd_bases() -> None:
     assert build_parser().parse_args(["manifests"]).output_dir == "config/crd/bases"
 
 
-def test_dev_without_prometheus_says_what_to_install(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
-    assert main(["dev"]) == 1
-    assert "sudo apt-get install -y prometheus" in capsys.readouterr().err
-
-
-def test_dev_demo_targets_match_the_embedded_config() -> None:
-    from mtproxy.cmd.dev import DEMO_PROMETHEUS_PORT
-
-    loaded = load_config_text(DEV_CONFIG_YAML)
-    assert loaded.config.discovery.static.targets == (f"http://127.0.0.1:{DEMO_PROMETHEUS_PORT}",)
-
-
-def test_the_embedded_dev_config_is_valid_and_points_at_the_demo_tenants() -> None:
-    loaded = load_config_text(DEV_CONFIG_YAML)
-    assert loaded.warnings == ()
-    assert loaded.config.tenants.files_directory == "examples/dev/tenants"
-    assert (REPO / "examples" / "dev" / "tenants").is_dir()
-    assert loaded.config.guardrails.require_isolation is True
+# `mtproxy dev` itself is tested in tests/cmd/test_dev*.py.
 
 
 def test_check_subcommand_exits_0_for_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
