@@ -179,7 +179,15 @@ class Source:
     driver: SourceThread
 
     async def add_namespace(self, namespace: str) -> None:
+        """Start pushing ``namespace``'s series, and wait until the infrastructure Prometheus has them all."""
         await trio.to_thread.run_sync(self.driver.add_namespace, namespace)
+        wanted = frozenset(label_set(labels) for labels in source_series(namespace))
+        async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
+
+            async def scraped() -> bool:
+                return await series(http, self.infra.url, f'{{__name__=~"e2e_.*",namespace="{namespace}"}}') == wanted
+
+            await eventually(scraped, timeout_s=15, what=f"the source scraped {namespace}'s series")
 
     async def remove_namespace(self, namespace: str) -> None:
         await trio.to_thread.run_sync(self.driver.remove_namespace, namespace)
@@ -278,8 +286,9 @@ class Replicas:
     """The mtproxy processes of one test, all stopped when it ends.
 
     Every process of one test shares its namespaces, its config and its Lease (a name of the
-    test's own): they are replicas of one deployment. ``identity`` is passed as ``POD_NAME``
-    only when a test asks for it; by default each process names itself as the service does.
+    test's own): they are replicas of one deployment, run on one host. ``identity`` is passed
+    as ``POD_NAME`` only when a test asks for it; by default ``POD_NAME`` is unset, so each
+    process names itself as the service does outside a pod.
     """
 
     cluster: Cluster
@@ -319,7 +328,8 @@ class Replicas:
     def add(self, name: str, config: Mapping[str, Any], *, identity: str | None = None) -> MtproxyProcess:
         """A replica (not started) with the test's Lease and the cluster's kubeconfig."""
         process = MtproxyProcess(name, self.workdir / name, config)
-        prefix = ["env", f"POD_NAME={identity}"] if identity else []
+        # POD_NAME names a replica in a pod; without it (as here, unless asked) the service names itself
+        prefix = ["env", f"POD_NAME={identity}"] if identity else ["env", "-u", "POD_NAME"]
         process.argv_prefix = [
             *prefix,
             str(MTPROXY_BINARY),
