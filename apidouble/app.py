@@ -8,8 +8,10 @@ any bearer token, or none, is accepted. The ASGI lifespan runs the background wo
 namespace reaper), so a server without lifespan support leaves deleted namespaces
 Terminating.
 
-Beyond HTTP, :meth:`ApiDouble.seed` writes objects directly (status included, for test
-fixtures and state files), :meth:`ApiDouble.set_review_rules` swaps the TokenReview and
+It starts with the namespaces a real server creates (``default``, ``kube-system``,
+``kube-public``, ``kube-node-lease``). Beyond HTTP, :meth:`ApiDouble.seed` writes objects
+directly (status included, for test fixtures and state files),
+:meth:`ApiDouble.set_review_rules` swaps the TokenReview and
 SubjectAccessReview answers, and :meth:`ApiDouble.statistics` snapshots the internals.
 All of these run in the trio thread that serves the app.
 """
@@ -27,6 +29,7 @@ from .asgi import Receive, Response, Scope, Send, read_request, send_response
 from .cluster import Cluster, ClusterStatistics
 from .errors import ApiError, BadRequestError, status_body
 from .faults import Faults, FaultStatistics
+from .namespaces import BUILTIN_NAMESPACES
 from .reviews import ReviewRules
 from .routes import route
 from .writes import seed
@@ -69,6 +72,8 @@ class ApiDouble:
         self.cluster = Cluster(rules=rules, bookmark_interval_s=bookmark_interval_s, history_limit=history_limit,
                                namespace_grace_s=namespace_grace_s)
         self.faults = Faults(self.cluster)
+        self.seed([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+                   for name in BUILTIN_NAMESPACES])
         self.server_address = "127.0.0.1:0"
         """``host:port`` reported by ``/api``; set by :func:`~.server.serve` once bound."""
         self._requests = 0

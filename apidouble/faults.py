@@ -10,8 +10,8 @@ event passes :meth:`Faults.wait_resumed`:
   Status (500 ``InternalError`` by default; 429 or 503 to exercise retries).
 - :meth:`Faults.drop_watches` ends every open watch stream cleanly, as when the server
   closes connections; clients must re-watch from their last resourceVersion.
-- :meth:`Faults.compact` forgets history, so watches and lists at older
-  resourceVersions answer 410 Expired.
+- :meth:`Faults.compact` compacts history as etcd does at a revision C (default: the
+  current one): lists before C and watches resuming before C - 1 answer 410 Expired.
 
 All methods run in the double's trio thread (from another thread use the
 :class:`~.server.RunningDouble` wrappers).
@@ -116,7 +116,7 @@ class Faults:
         return dropped
 
     def compact(self, up_to: int | None = None) -> int:
-        """Forget history up to ``up_to`` (default: all); return how many events were dropped."""
+        """Compact at ``up_to`` (default: now; see :meth:`.Store.compact`); return the events dropped."""
         dropped = self._cluster.store.compact(up_to)
         logger.info("apidouble compacted history", extra={
             "events": dropped, "compacted_resource_version": self._cluster.store.compacted_resource_version,

@@ -2,7 +2,14 @@
 
 Contract, as the real namespace controller gives it:
 
-- A new namespace gets ``spec.finalizers: ["kubernetes"]`` and ``status.phase: Active``.
+- The server starts with the namespaces a real one creates for itself
+  (:data:`BUILTIN_NAMESPACES`: ``default``, ``kube-system``, ``kube-public``,
+  ``kube-node-lease``).
+- A new namespace gets ``spec.finalizers: ["kubernetes"]``, ``status.phase: Active`` and
+  the label ``kubernetes.io/metadata.name: <name>``.
+- Creating an object in a namespace that does not exist answers 404 NotFound
+  (``namespaces "x" not found``), as the NamespaceLifecycle admission plugin does;
+  ``seed`` (fixtures, state files) is not an API write and skips this check.
 - Deleting a namespace answers 200 with the namespace marked: ``deletionTimestamp`` set,
   ``status.phase: Terminating``. Its contents stay readable and deletable meanwhile, so
   ``kubectl delete -k`` deleting a namespace and then its objects succeeds.
@@ -24,17 +31,25 @@ from typing import Any
 
 import trio
 
-from .errors import ForbiddenError
+from .errors import ForbiddenError, NotFoundError
 from .store import ObjectKey, Store
 from .strategy import now_timestamp
 
-__all__ = ["NamespaceReaper", "check_namespace_open", "mark_terminating", "prepare_namespace"]
+__all__ = ["BUILTIN_NAMESPACES", "NamespaceReaper", "check_namespace_open", "mark_terminating",
+           "prepare_namespace"]
+
+BUILTIN_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+"""The namespaces a real API server creates at start-up."""
+_NAME_LABEL = "kubernetes.io/metadata.name"
 
 logger = logging.getLogger(__name__)
 
 
 def prepare_namespace(obj: dict[str, Any]) -> dict[str, Any]:
-    """Fill in a new namespace's finalizer and phase (in place); return it."""
+    """Fill in a new namespace's finalizer, phase and name label (in place); return it."""
+    metadata = obj.setdefault("metadata", {})
+    if metadata.get("name"):
+        metadata["labels"] = {**(metadata.get("labels") or {}), _NAME_LABEL: metadata["name"]}
     spec = obj.setdefault("spec", {})
     spec.setdefault("finalizers", ["kubernetes"])
     obj["status"] = {"phase": "Active"}
@@ -50,15 +65,18 @@ def mark_terminating(old: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_namespace_open(store: Store, namespace: str) -> None:
-    """Refuse creation in a namespace that is being deleted.
+    """Refuse creation in a namespace that does not exist or is being deleted.
 
     Raises:
+        NotFoundError: there is no such namespace.
         ForbiddenError: the namespace exists and is terminating.
     """
     if not namespace:
         return
     found = store.get(ObjectKey(group="", resource="namespaces", namespace="", name=namespace))
-    if found is not None and found["metadata"].get("deletionTimestamp"):
+    if found is None:
+        raise NotFoundError.for_object(group="", resource="namespaces", name=namespace)
+    if found["metadata"].get("deletionTimestamp"):
         raise ForbiddenError(
             f'unable to create new content in namespace {namespace} because it is being terminated',
             details={"name": namespace, "kind": "namespaces"},

@@ -28,6 +28,7 @@ __all__ = [
     "MERGE_PATCH",
     "STRATEGIC_MERGE_PATCH",
     "apply_patch",
+    "check_patch_type",
     "json_patch",
     "merge_patch",
     "strategic_merge_patch",
@@ -220,12 +221,12 @@ def json_patch(target: Any, operations: Any) -> Any:
     return doc
 
 
-def apply_patch(content_type: str, target: dict[str, Any], body: bytes) -> dict[str, Any]:
-    """Apply a PATCH request body of the given media type to ``target``.
+def check_patch_type(content_type: str) -> str:
+    """Return the patch media type, or refuse it before anything is looked up, as the real server does.
 
     Raises:
-        UnsupportedMediaTypeError: the media type is not one of the three patch types.
-        BadRequestError: the body is not valid JSON or not a valid patch.
+        UnsupportedMediaTypeError: the media type is not one of the three patch types
+            (server-side apply, ``application/apply-patch+yaml``, is not supported).
     """
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type not in (MERGE_PATCH, JSON_PATCH, STRATEGIC_MERGE_PATCH):
@@ -233,6 +234,17 @@ def apply_patch(content_type: str, target: dict[str, Any], body: bytes) -> dict[
             f"the body of the request was in an unknown format - accepted media types include: "
             f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_MERGE_PATCH}"
         )
+    return media_type
+
+
+def apply_patch(content_type: str, target: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """Apply a PATCH request body of the given media type to ``target``.
+
+    Raises:
+        UnsupportedMediaTypeError: the media type is not one of the three patch types.
+        BadRequestError: the body is not valid JSON or not a valid patch.
+    """
+    media_type = check_patch_type(content_type)
     try:
         patch = json.loads(body or b"null")
     except ValueError as exc:

@@ -7,12 +7,15 @@ nothing, as the real server does.
 
 - **TokenReview**: a token listed in :attr:`ReviewRules.tokens` answers
   ``authenticated: true`` with that user (``username``, ``uid``, ``groups``, ``extra``) and
-  the requested audiences; any other token answers ``authenticated: false`` with an error.
+  the requested audiences; any other token answers an empty ``user`` and an ``error``, with
+  ``authenticated`` left out (the real server omits false), so ``authenticated`` reads false.
 - **SubjectAccessReview**: the first :class:`AccessRule` (in order) whose subjects, verbs,
   API groups, resources, subresources, namespaces and names all match decides; ``"*"``
   matches anything. ``allowed: false`` from a matching rule also sets ``denied: true``
-  (an explicit deny); no match answers ``allowed: false`` with reason ``no rule matched``.
-  Non-resource requests match rules listing their path in ``non_resource_paths``.
+  (an explicit deny); no match answers ``allowed: false`` alone, as RBAC does.
+  Non-resource requests match rules listing their path in ``non_resource_paths``; such a
+  rule is about paths only and matches no resource request (as an RBAC rule with
+  ``nonResourceURLs`` does).
 
 Not reproduced: RBAC objects are stored but never consulted; the caller of a review is not
 itself authorised.
@@ -80,6 +83,8 @@ class AccessRule:
         def hit(allowed: tuple[str, ...], value: str) -> bool:
             return "*" in allowed or value in allowed
 
+        if self.non_resource_paths:
+            return False
         return (
             hit(self.verbs, str(attributes.get("verb", "")))
             and hit(self.api_groups, str(attributes.get("group", "")))
@@ -136,7 +141,7 @@ def answer_token_review(rules: ReviewRules, review: dict[str, Any]) -> dict[str,
     spec = answered.get("spec") or {}
     user = rules.tokens.get(str(spec.get("token", "")))
     if user is None:
-        answered["status"] = {"authenticated": False, "error": "invalid bearer token"}
+        answered["status"] = {"user": {}, "error": "invalid bearer token"}
     else:
         answered["status"] = {"authenticated": True, "user": user.to_json(),
                               "audiences": list(spec.get("audiences") or [])}
@@ -159,7 +164,7 @@ def answer_subject_access_review(rules: ReviewRules, review: dict[str, Any]) -> 
         if non_resource is not None and rule.matches_non_resource(non_resource):
             break
     else:
-        answered["status"] = {"allowed": False, "reason": "no rule matched"}
+        answered["status"] = {"allowed": False}
         return answered
     status: dict[str, Any] = {"allowed": rule.allowed}
     if not rule.allowed:

@@ -11,7 +11,9 @@ Paths, as the real server lays them out::
     <prefix>/watch/...                                        legacy watch paths
 
 where ``<prefix>`` is ``/api/v1`` or ``/apis/<g>/<v>``. A resource the registry does not
-serve, or a subresource other than ``status``, answers 404; a verb the resource does not
+serve, or a subresource other than ``status``, answers a 404 Status; a path under an API
+group nobody serves answers the real server's plain-text ``404 page not found`` (its
+mux, not the API machinery, answers it); a verb the resource does not
 list in its verbs answers 405. Collection verbs: GET list (``watch=true``: watch), POST
 create, DELETE deletecollection. Object verbs: GET, PUT, PATCH, DELETE; ``/status``: GET,
 PUT, PATCH.
@@ -127,6 +129,14 @@ def _discovery(cluster: Cluster, request: Request, server_address: str) -> Respo
     return Response.json(200, document)
 
 
+_PAGE_NOT_FOUND = Response(status=404, body=b"404 page not found\n", content_type="text/plain; charset=utf-8")
+
+
+def _in_unknown_group(cluster: Cluster, path: str) -> bool:
+    parts = [part for part in path.split("/") if part]
+    return len(parts) >= 2 and parts[0] == "apis" and api_group(cluster.registry, parts[1]) is None
+
+
 def _require(info: ResourceInfo, verb: str) -> None:
     if verb not in info.verbs:
         raise MethodNotAllowedError()
@@ -134,6 +144,8 @@ def _require(info: ResourceInfo, verb: str) -> None:
 
 async def route(cluster: Cluster, request: Request, *, gate: Gate, server_address: str) -> Response | StreamResponse:
     """Answer one request (errors are raised as :class:`~.errors.ApiError`)."""
+    if _in_unknown_group(cluster, request.path):
+        return _PAGE_NOT_FOUND
     if request.method == "GET":
         answered = _discovery(cluster, request, server_address)
         if answered is not None:

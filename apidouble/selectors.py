@@ -229,15 +229,24 @@ class FieldSelector:
         return not self.requirements
 
     def check_supported(self, supported: Iterable[str]) -> None:
-        """Refuse paths the resource does not index, as the real server does.
+        """Refuse paths the resource does not index, with the real server's words.
+
+        A resource with fields of its own (Pods, Secrets, Events, Namespaces, …) has its own
+        conversion function there, which says ``field label not supported: <path>``; one with
+        only the metadata fields (ConfigMaps, Leases, custom resources) uses the default one.
 
         Raises:
             BadRequestError: a term names an unsupported field.
         """
-        allowed = {"metadata.name", "metadata.namespace", *supported}
+        own = set(supported)
+        allowed = {"metadata.name", "metadata.namespace", *own}
         for requirement in self.requirements:
-            if requirement.path not in allowed:
+            if requirement.path in allowed:
+                continue
+            if own:
                 raise BadRequestError(f"field label not supported: {requirement.path}")
+            raise BadRequestError(f'"{requirement.path}" is not a known field selector: '
+                                  'only "metadata.name", "metadata.namespace"')
 
 
 def _split_unescaped(text: str, separator: str) -> list[str]:

@@ -151,7 +151,7 @@ class RunningDouble:
         return self.call(self.app.faults.drop_watches)
 
     def compact(self, up_to: int | None = None) -> int:
-        """Forget history up to ``up_to`` (default: all), so older versions answer 410."""
+        """Compact as etcd does at ``up_to`` (default: now): older lists and watches answer 410."""
         return self.call(self.app.faults.compact, up_to)
 
     def resource_version(self) -> int:

@@ -8,9 +8,10 @@ Contract, as etcd gives it to the real API server:
 - **History.** Every write is recorded as a :class:`StoredEvent` carrying the new object
   and the previous one, so a watch can resume "after resourceVersion N" and a list can be
   served as of an older N (:meth:`Store.items_at`). History keeps at most
-  ``history_limit`` events; older ones are compacted, after which asking for anything
-  before :attr:`Store.compacted_resource_version` raises :class:`~.errors.ExpiredError`
-  (410). :meth:`Store.compact` compacts on demand.
+  ``history_limit`` events; older ones are compacted. :meth:`Store.compact` compacts on
+  demand, as etcd's compaction at revision C does: the state as of C and every later
+  event stay, so a list at C or later and a watch resuming after C - 1 or later still
+  work; anything older raises :class:`~.errors.ExpiredError` (410).
 - **Change notification without polling.** :meth:`Store.wait_for_change` parks on a
   ``trio.Event`` that every write sets and replaces.
 - **Ordering.** Lists return objects sorted by namespace then name, as etcd's key order.
@@ -94,6 +95,8 @@ class Store:
         self._history_versions: list[int] = []
         self._resource_version = initial_resource_version
         self._compacted = initial_resource_version
+        self._events_kept_after = initial_resource_version
+        """Every event newer than this is in the history (etcd: the compaction revision - 1)."""
         self._changed = trio.Event()
 
     @property
@@ -103,7 +106,7 @@ class Store:
 
     @property
     def compacted_resource_version(self) -> int:
-        """The oldest version a watch may resume after, or a list may be served at."""
+        """The oldest version a list may be served at (etcd's compaction revision)."""
         return self._compacted
 
     def get(self, key: ObjectKey) -> dict[str, Any] | None:
@@ -174,7 +177,7 @@ class Store:
         Raises:
             ExpiredError: events after that version were compacted away.
         """
-        if resource_version < self._compacted:
+        if resource_version < self._events_kept_after:
             raise ExpiredError(f"too old resource version: {resource_version} ({self._compacted})")
         start = bisect.bisect_right(self._history_versions, resource_version)
         return self._history[start:]
@@ -185,14 +188,19 @@ class Store:
             await self._changed.wait()
 
     def compact(self, up_to: int | None = None) -> int:
-        """Forget history up to ``up_to`` (default: everything); return the events dropped."""
+        """Compact at ``up_to`` (default: the current version), as etcd does; return the events dropped.
+
+        Events older than ``up_to`` are forgotten; the one written at ``up_to`` is kept, so a
+        watch may still resume after ``up_to - 1``.
+        """
         target = self._resource_version if up_to is None else min(up_to, self._resource_version)
         if target <= self._compacted:
             return 0
-        cut = bisect.bisect_right(self._history_versions, target)
+        cut = bisect.bisect_left(self._history_versions, target)
         del self._history[:cut]
         del self._history_versions[:cut]
         self._compacted = target
+        self._events_kept_after = max(self._events_kept_after, target - 1)
         return cut
 
     def restore(self, objects: Iterable[tuple[ObjectKey, dict[str, Any]]], *, resource_version: int) -> None:
@@ -200,7 +208,7 @@ class Store:
         for key, obj in objects:
             self._objects.setdefault(key.group_resource, {})[(key.namespace, key.name)] = obj
         self._resource_version = max(self._resource_version, resource_version)
-        self._compacted = self._resource_version
+        self._compacted = self._events_kept_after = self._resource_version
         self._history.clear()
         self._history_versions.clear()
 
@@ -222,6 +230,6 @@ class Store:
         self._history_versions.append(event.resource_version)
         if len(self._history) > self._history_limit:
             keep = max(1, self._history_limit * 3 // 4)
-            self.compact(self._history[-keep - 1].resource_version)
+            self.compact(self._history[-keep].resource_version)
         self._changed.set()
         self._changed = trio.Event()

@@ -3,7 +3,7 @@
 When a GET or list asks ``Accept: application/json;as=Table;g=meta.k8s.io;v=v1`` (what
 ``kubectl get`` sends) the double answers a Table, as the real server does: a ``Name``
 column (format ``name``) followed by the resource's printer columns: a CRD version's
-``additionalPrinterColumns`` (``Age`` when it declares none) or ``Age`` for built-ins.
+``additionalPrinterColumns`` (``Age`` when it declares none), or a built-in kind's own.
 Cells follow the apiextensions table convertor: the first JSONPath result, ``date``
 columns as a human duration (``5s``, ``3m2s``, ``4d``), ``integer``/``number``/``boolean``
 cells only when the value has that type, missing values as null (kubectl shows
@@ -11,8 +11,10 @@ cells only when the value has that type, missing values as null (kubectl shows
 ``as=PartialObjectMetadata``/``PartialObjectMetadataList`` answer metadata only.
 
 JSONPath support is the subset printer columns use: ``.a.b``, ``['a']``, ``[0]``, ``[*]``
-and filters ``[?(@.x.y=="v")]`` / ``!=`` / ``[?(@.x)]``. Built-in kinds do not get their
-real type-specific columns (a Pod shows Name and Age, not READY/STATUS).
+and filters ``[?(@.x.y=="v")]`` / ``!=`` / ``[?(@.x)]``. Built-in kinds get the real
+server's columns (all typed ``string``, as there) for ConfigMaps (Data), Secrets (Type,
+Data), Namespaces (Status) and Leases (Holder); every other built-in kind shows Name and
+Age only (a Pod has no READY/STATUS, a Service no CLUSTER-IP).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -204,8 +206,32 @@ def _cell(column: PrinterColumn, obj: dict[str, Any], now: datetime) -> Any:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _columns(info: ResourceInfo) -> tuple[PrinterColumn, ...]:
-    return info.printer_columns if info.custom else (_BUILTIN_AGE,)
+def _age(obj: dict[str, Any], now: datetime) -> Any:
+    return _cell(_BUILTIN_AGE, obj, now) or "<unknown>"
+
+
+def _count(*fields: str) -> Callable[[dict[str, Any], datetime], Any]:
+    return lambda obj, now: sum(len(obj.get(name) or {}) for name in fields)
+
+
+_BuiltinCell = Callable[[dict[str, Any], datetime], Any]
+_BUILTIN_COLUMNS: dict[tuple[str, str], tuple[tuple[str, _BuiltinCell], ...]] = {
+    ("", "configmaps"): (("Data", _count("data", "binaryData")), ("Age", _age)),
+    ("", "secrets"): (("Type", lambda obj, now: obj.get("type", "")), ("Data", _count("data")), ("Age", _age)),
+    ("", "namespaces"): (("Status", lambda obj, now: (obj.get("status") or {}).get("phase", "")), ("Age", _age)),
+    ("coordination.k8s.io", "leases"): (
+        ("Holder", lambda obj, now: (obj.get("spec") or {}).get("holderIdentity", "")), ("Age", _age)),
+}
+"""The real server's printers of the built-in kinds our code or kubectl users touch most."""
+
+
+def _builtin_table(info: ResourceInfo, objects: Iterable[dict[str, Any]],
+                   now: datetime) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+    columns = _BUILTIN_COLUMNS.get((info.group, info.resource), (("Age", _age),))
+    definitions = [{"name": name, "type": "string", "format": "", "description": "", "priority": 0}
+                   for name, _ in columns]
+    cells = [[cell(obj, now) for _, cell in columns] for obj in objects]
+    return definitions, cells
 
 
 def table(
@@ -218,18 +244,25 @@ def table(
     include_column_definitions: bool = True,
 ) -> dict[str, Any]:
     """Render objects as a ``meta.k8s.io`` Table."""
-    columns = _columns(info)
+    objects = list(objects)
     now = datetime.now(UTC)
     definitions = [{"name": "Name", "type": "string", "format": "name", "description": _NAME_DESCRIPTION,
                     "priority": 0}]
-    definitions.extend(
-        {"name": c.name, "type": c.type, "format": c.format, "description": c.description, "priority": c.priority}
-        for c in columns
-    )
+    if not info.custom:
+        builtin = _builtin_table(info, objects, now)
+        definitions.extend(builtin[0])
+        other_cells = builtin[1]
+    else:
+        columns = info.printer_columns
+        definitions.extend(
+            {"name": c.name, "type": c.type, "format": c.format, "description": c.description,
+             "priority": c.priority}
+            for c in columns
+        )
+        other_cells = [[_cell(column, obj, now) for column in columns] for obj in objects]
     rows = []
-    for obj in objects:
-        row: dict[str, Any] = {"cells": [obj.get("metadata", {}).get("name", "")]
-                               + [_cell(column, obj, now) for column in columns]}
+    for obj, cells in zip(objects, other_cells, strict=True):
+        row: dict[str, Any] = {"cells": [obj.get("metadata", {}).get("name", ""), *cells]}
         if include_object == "Object":
             row["object"] = obj
         elif include_object != "None":

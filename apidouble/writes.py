@@ -16,9 +16,14 @@ store. Contract, as the real server:
 - ``/status`` writes change only status; other writes keep the stored status.
 - Unknown fields of custom objects are pruned; with ``fieldValidation=Strict`` they answer
   400, otherwise (``Warn``, the default) a ``Warning`` header names each.
+- ``MicroTime`` fields (a Lease's ``acquireTime``/``renewTime``, an Event's ``eventTime``)
+  must carry exactly six fractional digits (``2024-01-01T00:00:00.000000Z``), or the write
+  answers 400 as the real decoder does; ``Time`` fields take any RFC 3339 time.
 - ``dryRun=All`` runs everything but the store write.
-- **delete** answers 200 with the last state, or with the object marked for deletion
-  while finalizers remain; ``preconditions`` in DeleteOptions are checked (409).
+- **delete** answers 200 with the object marked for deletion while finalizers remain;
+  once it is gone, with a ``Status`` of ``Success`` naming it, except for the kinds whose
+  real registry returns the deleted object (Pods, Services, Namespaces, CRDs);
+  ``preconditions`` in DeleteOptions are checked (409).
   Deleting a CRD deletes its objects and closes their watches at once; deleting a
   namespace marks it Terminating and removes it with its contents shortly after (see
   :mod:`.namespaces`). Owner references are not followed (there is no garbage collector).
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +45,7 @@ from .cluster import Cluster
 from .crds import default_crd, established_status, served_resources, validate_crd
 from .errors import AlreadyExistsError, BadRequestError, ConflictError, InvalidError, NotFoundError
 from .namespaces import check_namespace_open, mark_terminating, prepare_namespace
-from .patches import apply_patch
+from .patches import apply_patch, check_patch_type
 from .protobuf import PROTOBUF, decode_protobuf_object
 from .resources import ResourceInfo
 from .reviews import answer_subject_access_review, answer_token_review
@@ -57,6 +63,8 @@ __all__ = ["WriteResult", "create", "delete", "delete_collection", "patch", "see
 
 _CRD = ("apiextensions.k8s.io", "customresourcedefinitions")
 _NAMESPACE = ("", "namespaces")
+_RETURNS_DELETED_OBJECT = frozenset({("", "pods"), ("", "services"), _NAMESPACE, _CRD})
+"""Kinds whose real registry answers a delete with the object (``ReturnDeletedObject`` or its own REST)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,8 +112,31 @@ def _check_identity(info: ResourceInfo, body: dict[str, Any], *, namespace: str,
         )
 
 
+_MICRO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})")
+_MICRO_TIME_FIELDS: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
+    ("coordination.k8s.io", "leases"): (("spec", "acquireTime"), ("spec", "renewTime")),
+    ("", "events"): (("eventTime",), ("series", "lastObservedTime")),
+    ("events.k8s.io", "events"): (("eventTime",), ("series", "lastObservedTime")),
+}
+
+
+def _check_micro_times(info: ResourceInfo, obj: dict[str, Any]) -> None:
+    for path in _MICRO_TIME_FIELDS.get((info.group, info.resource), ()):
+        value: Any = obj
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if not isinstance(value, str) or not _MICRO_TIME.fullmatch(value):
+            raise BadRequestError(
+                f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: parsing time '
+                f'{json.dumps(value)} as "2006-01-02T15:04:05.000000Z07:00": cannot parse it'
+            )
+
+
 def _admit(cluster: Cluster, info: ResourceInfo, obj: dict[str, Any], *, old: dict[str, Any] | None,
            request: Request) -> tuple[dict[str, Any], tuple[str, ...]]:
+    _check_micro_times(info, obj)
     causes = validate_metadata(info, obj, old=old)
     warnings: tuple[str, ...] = ()
     if info.schema is not None:
@@ -115,7 +146,8 @@ def _admit(cluster: Cluster, info: ResourceInfo, obj: dict[str, Any], *, old: di
             mode = request.param("fieldValidation") or "Warn"
             rendered = tuple(f'unknown field "{path}"' for path in outcome.unknown_fields)
             if mode == "Strict":
-                raise BadRequestError("strict decoding error: " + ", ".join(rendered))
+                raise BadRequestError(f'{info.kind} in version "{info.version}" cannot be handled as a '
+                                      f"{info.kind}: strict decoding error: " + ", ".join(rendered))
             if mode != "Ignore":
                 warnings = rendered
         causes.extend(outcome.causes)
@@ -223,6 +255,7 @@ def update(cluster: Cluster, info: ResourceInfo, *, namespace: str, name: str, r
 def patch(cluster: Cluster, info: ResourceInfo, *, namespace: str, name: str, request: Request,
           status_only: bool) -> WriteResult:
     """Patch an object or its status; see the module docstring."""
+    check_patch_type(request.headers.get("content-type", ""))
     key = _key(info, namespace, name)
     old = cluster.store.get(key)
     if old is None:
@@ -277,7 +310,15 @@ def delete(cluster: Cluster, info: ResourceInfo, *, namespace: str, name: str, r
             )
     if _dry_run(request) or "All" in (options.get("dryRun") or ()):
         return WriteResult(status=200, object=info.present(old))
-    return WriteResult(status=200, object=info.present(_delete_one(cluster, info, key, old)))
+    outcome = _delete_one(cluster, info, key, old)
+    if cluster.store.get(key) is not None or (info.group, info.resource) in _RETURNS_DELETED_OBJECT:
+        return WriteResult(status=200, object=info.present(outcome))
+    details: dict[str, Any] = {"name": name}
+    if info.group:
+        details["group"] = info.group
+    details.update(kind=info.resource, uid=old["metadata"].get("uid", ""))
+    return WriteResult(status=200, object={"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                           "status": "Success", "details": details})
 
 
 def delete_collection(cluster: Cluster, info: ResourceInfo, *, namespace: str | None, request: Request,

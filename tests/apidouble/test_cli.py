@@ -38,5 +38,6 @@ def test_local_apiserver_serves_until_sigterm(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
-    names = [entry["object"]["metadata"]["name"] for entry in json.loads(state.read_text())["objects"]]
+    names = [entry["object"]["metadata"]["name"] for entry in json.loads(state.read_text())["objects"]
+             if entry["object"]["kind"] == "ConfigMap"]
     assert names == ["dev"]

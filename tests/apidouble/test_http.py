@@ -1,5 +1,9 @@
 """Contract at the HTTP level (httpx): discovery, OpenAPI v3, Table rendering, field validation,
-error Statuses for unknown paths, verbs and media types, and chunked watch framing."""
+error Statuses for unknown paths, verbs and media types, and chunked watch framing.
+
+Each test runs on the double and on a real kube-apiserver; the few lines that differ on
+purpose say so with ``on_real_server`` (the differences table in ``apidouble/__init__.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from kubetesting import KubeServer
+from realservers.testbin import Program, version_of
+
+from .conftest import on_real_server
 
 if TYPE_CHECKING:
     from tests.apidouble.conftest import MetricAccesses
@@ -45,14 +53,17 @@ def test_group_discovery_includes_registered_crds(http: httpx.Client, mas: Metri
     assert reviews["verbs"] == ["create"]
 
 
-def test_openapi_v3_advertises_field_validation_for_patch(http: httpx.Client, mas: MetricAccesses) -> None:
+def test_openapi_v3_advertises_field_validation_for_patch(http: httpx.Client, mas: MetricAccesses,
+                                                          server: KubeServer) -> None:
     index = http.get("/openapi/v3").json()["paths"]
     url = index[f"apis/{mas.group}/{mas.version}"]["serverRelativeURL"]
     document = http.get(url).json()
-    (operation,) = [path["patch"] for path in document["paths"].values()]
+    (operation,) = [path["patch"] for name, path in document["paths"].items()
+                    if name.endswith(f"/namespaces/{{namespace}}/{mas.plural}/{{name}}")]
     assert operation["x-kubernetes-group-version-kind"]["kind"] == "MetricAccess"
     assert "fieldValidation" in [parameter["name"] for parameter in operation["parameters"]]
-    assert http.get("/openapi/v2").status_code == 404
+    # the double serves no OpenAPI v2 (kubectl reads v3 once it answers); the real server serves both
+    assert http.get("/openapi/v2").status_code == (200 if on_real_server(server) else 404)
 
 
 def test_table_rendering_uses_printer_columns(http: httpx.Client, mas: MetricAccesses, namespace: str) -> None:
@@ -72,11 +83,30 @@ def test_table_rendering_uses_printer_columns(http: httpx.Client, mas: MetricAcc
     assert row["object"]["kind"] == "PartialObjectMetadata" and row["object"]["metadata"]["namespace"] == namespace
 
 
-def test_table_for_builtins_has_name_and_age(http: httpx.Client, namespace: str) -> None:
-    http.post(f"/api/v1/namespaces/{namespace}/configmaps", json={"metadata": {"name": "c"}})
-    table = http.get(f"/api/v1/namespaces/{namespace}/configmaps/c", headers={"Accept": TABLE}).json()
-    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Age"]
-    assert table["rows"][0]["cells"][0] == "c"
+@pytest.mark.parametrize(
+    ("path", "body", "columns", "cells"),
+    [
+        pytest.param("configmaps", {"metadata": {"name": "c"}, "data": {"a": "1"}, "binaryData": {"b": "AA=="}},
+                     ["Name", "Data", "Age"], ["c", 2], id="configmap"),
+        pytest.param("secrets", {"metadata": {"name": "c"}, "type": "Opaque", "data": {"a": "AA=="}},
+                     ["Name", "Type", "Data", "Age"], ["c", "Opaque", 1], id="secret"),
+        pytest.param("serviceaccounts", {"metadata": {"name": "c"}}, ["Name", "Age"], ["c"], id="service-account"),
+    ],
+)
+def test_table_for_builtins_has_the_real_columns(http: httpx.Client, namespace: str, path: str,
+                                                 body: dict[str, Any], columns: list[str], cells: list[Any]) -> None:
+    assert http.post(f"/api/v1/namespaces/{namespace}/{path}", json=body).status_code == 201
+    table = http.get(f"/api/v1/namespaces/{namespace}/{path}/c", headers={"Accept": TABLE}).json()
+    assert [c["name"] for c in table["columnDefinitions"]] == columns
+    assert {c["type"] for c in table["columnDefinitions"]} == {"string"}
+    row = table["rows"][0]["cells"]
+    assert row[:-1] == cells and row[-1].endswith("s")
+
+
+def test_table_for_namespaces_shows_their_phase(http: httpx.Client, namespace: str) -> None:
+    table = http.get(f"/api/v1/namespaces/{namespace}", headers={"Accept": TABLE}).json()
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Status", "Age"]
+    assert table["rows"][0]["cells"][:2] == [namespace, "Active"]
 
 
 def test_strict_field_validation_refuses_unknown_fields(http: httpx.Client, mas: MetricAccesses,
@@ -85,7 +115,8 @@ def test_strict_field_validation_refuses_unknown_fields(http: httpx.Client, mas:
     url = f"/apis/{mas.group}/{mas.version}/namespaces/{namespace}/{mas.plural}"
     refused = http.post(url, params={"fieldValidation": "Strict"}, json=body)
     assert refused.status_code == 400
-    assert refused.json()["message"] == 'strict decoding error: unknown field "spec.bogus"'
+    assert refused.json()["message"] == ('MetricAccess in version "v1alpha1" cannot be handled as a MetricAccess: '
+                                         'strict decoding error: unknown field "spec.bogus"')
     warned = http.post(url, json=body)
     assert warned.status_code == 201
     assert warned.headers["warning"] == '299 - "unknown field \\"spec.bogus\\""'
@@ -95,7 +126,8 @@ def test_strict_field_validation_refuses_unknown_fields(http: httpx.Client, mas:
 @pytest.mark.parametrize(
     ("method", "path", "status", "reason"),
     [
-        pytest.param("GET", "/apis/nope.example.com/v1/things", 404, "NotFound", id="unknown-group"),
+        pytest.param("GET", "/apis/coordination.k8s.io/v9/leases", 404, "NotFound", id="unknown-version"),
+        pytest.param("GET", "/api/v1/widgets", 404, "NotFound", id="unknown-resource"),
         pytest.param("GET", "/api/v1/namespaces/x/configmaps/c/scale", 404, "NotFound", id="unknown-subresource"),
         pytest.param("GET", "/apis/authentication.k8s.io/v1/tokenreviews", 405, "MethodNotAllowed",
                      id="list-of-create-only"),
@@ -110,11 +142,30 @@ def test_errors_are_status_bodies(http: httpx.Client, method: str, path: str, st
     assert body["code"] == status
 
 
+def test_unknown_api_group_is_a_plain_404_page(http: httpx.Client) -> None:
+    response = http.get("/apis/nope.example.com/v1/things")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text.strip() == "404 page not found"
+
+
 def test_unknown_patch_media_type_is_415(http: httpx.Client, namespace: str) -> None:
     http.post(f"/api/v1/namespaces/{namespace}/configmaps", json={"metadata": {"name": "c"}})
     response = http.patch(f"/api/v1/namespaces/{namespace}/configmaps/c", content=b"{}",
-                          headers={"Content-Type": "application/apply-patch+yaml"})
+                          headers={"Content-Type": "application/x-unknown-patch"})
     assert response.status_code == 415 and response.json()["reason"] == "UnsupportedMediaType"
+
+
+def test_server_side_apply_is_served_by_the_real_server_only(http: httpx.Client, namespace: str,
+                                                             server: KubeServer) -> None:
+    """A known gap of the double (see its differences table): our code never applies server-side."""
+    response = http.patch(f"/api/v1/namespaces/{namespace}/configmaps/c", params={"fieldManager": "test"},
+                          content=b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v\n",
+                          headers={"Content-Type": "application/apply-patch+yaml"})
+    if on_real_server(server):
+        assert response.status_code == 201 and response.json()["data"] == {"k": "v"}
+    else:
+        assert response.status_code == 415 and response.json()["reason"] == "UnsupportedMediaType"
 
 
 def test_dry_run_does_not_store(http: httpx.Client, namespace: str) -> None:
@@ -142,12 +193,16 @@ def test_legacy_watch_path_is_served(http: httpx.Client, namespace: str) -> None
     assert [event["type"] for event in lines] == ["ADDED"]
 
 
-def test_version_and_health_endpoints(http: httpx.Client) -> None:
-    assert http.get("/version").json()["minor"] == "32"
+def test_version_and_health_endpoints(http: httpx.Client, server: KubeServer) -> None:
+    # the double says 1.32 (the kubectl of these machines); the real server its own version
+    expected = version_of(Program.KUBE_APISERVER.build).split(".")[1] if on_real_server(server) else "32"
+    assert http.get("/version").json()["minor"] == expected
     assert http.get("/healthz").text == "ok"
 
 
 def test_yaml_bodies_are_accepted(http: httpx.Client, namespace: str) -> None:
-    created = http.post(f"/api/v1/namespaces/{namespace}/configmaps", content=b"metadata:\n  name: y\ndata:\n  k: v\n",
+    # not "y" as a name: the real server's YAML (go-yaml v2) reads y/n/on/off as booleans
+    created = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                        content=b"metadata:\n  name: from-yaml\ndata:\n  k: v\n",
                         headers={"Content-Type": "application/yaml"})
     assert created.status_code == 201 and created.json()["data"] == {"k": "v"}

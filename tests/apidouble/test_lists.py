@@ -69,7 +69,8 @@ def test_unsupported_field_selector_is_400(core: client.CoreV1Api, namespace: st
     with pytest.raises(client.ApiException) as caught:
         core.list_namespaced_config_map(namespace, field_selector="data.k=v")
     assert caught.value.status == 400
-    assert json.loads(caught.value.body)["message"] == "field label not supported: data.k"
+    assert json.loads(caught.value.body)["message"] == \
+        '"data.k" is not a known field selector: only "metadata.name", "metadata.namespace"'
 
 
 def test_unparsable_label_selector_is_400(core: client.CoreV1Api, namespace: str) -> None:

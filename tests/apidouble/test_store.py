@@ -44,15 +44,17 @@ def test_items_at_rebuilds_past_state() -> None:
     assert [o["metadata"]["name"] for o in store.items(CONFIGMAPS)] == ["b"]
 
 
-def test_compaction_expires_older_versions() -> None:
+def test_compaction_expires_older_versions_as_etcd_does() -> None:
     store = Store()
     store.put(_key("a"), _obj("a"))
     store.put(_key("b"), _obj("b"))
-    assert store.compact() == 2
+    assert store.compact() == 1, "the event at the compaction revision stays"
     with pytest.raises(ExpiredError):
-        store.events_after(2)
+        store.events_after(1)
     with pytest.raises(ExpiredError):
         store.items_at(2, CONFIGMAPS)
+    assert [e.key.name for e in store.events_after(2)] == ["b"], "a watch may resume after compaction - 1"
+    assert [o["metadata"]["name"] for o in store.items_at(3, CONFIGMAPS)] == ["a", "b"]
     assert store.events_after(store.resource_version) == []
 
 

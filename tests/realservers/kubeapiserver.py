@@ -540,7 +540,11 @@ class RunningKubeApiserver:
             time.sleep(0.05)
 
     def install_crd(self, crd: Mapping[str, Any], *, timeout_s: float = _ESTABLISHED_TIMEOUT_S) -> dict[str, Any]:
-        """Create (or replace) a CRD and wait until it is Established and its resource is served."""
+        """Create (or replace) a CRD; wait until it is Established, served and in the OpenAPI v3 index.
+
+        The last matters to kubectl, which validates ``apply`` with the OpenAPI document; the
+        server publishes it about half a second after Established.
+        """
         document = dict(crd)
         name = document["metadata"]["name"]
         http = self.http()
@@ -563,6 +567,9 @@ class RunningKubeApiserver:
                 http.get(f"/apis/{spec['group']}/{version}/{spec['names']['plural']}").status_code == 200
                 for version in served
             )
+            if ready:
+                published = _checked(http.get("/openapi/v3")).get("paths") or {}
+                ready = all(f"apis/{spec['group']}/{version}" in published for version in served)
             if ready:
                 self._discovery.by_group_version.clear()
                 return stored
