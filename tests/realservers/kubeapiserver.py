@@ -248,6 +248,13 @@ class ControlPlane:
             logger.info("kube-apiserver ready", extra={"server": name, "seconds": time.monotonic() - started})
         return server
 
+    def stop_apiserver(self, name: str) -> None:
+        """Stop the API server ``name`` (its data stays in etcd; asking for it again starts it anew)."""
+        server = self._servers.pop(name, None)
+        if server is not None:
+            server.close()
+            server.process.stop()
+
     def etcd_revision(self) -> int:
         """etcd's current revision (every API server's resourceVersions come from it)."""
         answer = _etcd_call(self.etcd.url, "/v3/kv/range", {"key": base64.b64encode(b"\0").decode()})
