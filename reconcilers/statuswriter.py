@@ -170,7 +170,13 @@ class StatusWriter:
             return Result()
         for _attempt in range(_ATTEMPTS):
             verdict = self._verdict_of(key)
-            if verdict is None or verdict.fingerprint != fingerprint_of(raw):
+            if verdict is None:
+                # Not judged (yet): the MetricAccess controller enqueues the key once it has a
+                # verdict. Objects of namespaces the service does not watch never get one (the
+                # informer lists every namespace when several are watched): requeueing them
+                # would revisit each of them every second for ever.
+                return Result()
+            if verdict.fingerprint != fingerprint_of(raw):
                 return Result(requeue_after_s=1.0)  # the object changed; its verdict follows and re-enqueues
             outcome = await self._write_once(key, raw, verdict)
             if outcome is not None:
