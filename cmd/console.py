@@ -60,24 +60,34 @@ def _condition(status: str) -> Text:
     return Text(status, style=_CONDITION_STYLE.get(status, ""))
 
 
-def _table(title: str, *columns: str) -> Table:
+def _table(title: str, *columns: str, wrap: tuple[str, ...] = ()) -> Table:
+    """A console table; only the ``wrap`` columns (messages) may wrap, the others never break a value."""
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, expand=False,
                   pad_edge=False, show_edge=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        if column in wrap:
+            table.add_column(column, overflow="fold", ratio=1)
+        else:
+            table.add_column(column, no_wrap=True)
     return table
 
 
 def _header(snapshot: DevSnapshot) -> RenderableType:
     info = snapshot.info
-    line = Text.assemble(
-        ("proxy ", "bold"), info.proxy_url, "   ",
-        (f"kube-apiserver ({info.kube_kind}) ", "bold"), info.kube_url, "   ",
-        ("leader ", "bold"), snapshot.leader, "   ",
-        ("phase ", "bold"), snapshot.phase, "   ",
-        ("up ", "bold"), _duration(snapshot.taken_at - info.started_at),
+    grid = Table.grid(padding=(0, 3))
+    for _ in range(3):
+        grid.add_column()
+    grid.add_row(
+        Text.assemble(("proxy ", "bold"), info.proxy_url),
+        Text.assemble((f"kube-apiserver ({info.kube_kind}) ", "bold"), info.kube_url),
+        Text.assemble(("kubeconfig ", "bold"), info.kubeconfig),
     )
-    return Panel(line, title="mtproxy dev", title_align="left", box=box.ROUNDED)
+    grid.add_row(
+        Text.assemble(("phase ", "bold"), snapshot.phase),
+        Text.assemble(("leader ", "bold"), snapshot.leader),
+        Text.assemble(("up ", "bold"), _duration(snapshot.taken_at - info.started_at)),
+    )
+    return Panel(grid, title="mtproxy dev", title_align="left", box=box.ROUNDED)
 
 
 def _servers(snapshot: DevSnapshot) -> Table:
@@ -98,7 +108,7 @@ def _backends(snapshot: DevSnapshot) -> Table:
 
 
 def _tenants(snapshot: DevSnapshot) -> Table:
-    table = _table("Tenants", "NAMESPACE", "OBJECTS", "RULES", "REQ/S", "REQUESTS", "REJECTED", "5XX")
+    table = _table("Tenants", "NAMESPACE", "OBJECTS", "RULES", "REQ/S", "TOTAL", "REJECTED", "5XX")
     for tenant in snapshot.tenants:
         table.add_row(
             tenant.namespace, str(tenant.objects), str(tenant.rules), f"{tenant.per_second:.2f}",
@@ -108,7 +118,8 @@ def _tenants(snapshot: DevSnapshot) -> Table:
 
 
 def _objects(snapshot: DevSnapshot) -> Table:
-    table = _table("MetricAccess", "NAMESPACE/NAME", "GEN", "VALID", "FORWARDING", "READY", "WHY NOT READY")
+    table = _table("MetricAccess", "NAMESPACE/NAME", "GEN", "VALID", "FORWARDING", "READY", "WHY NOT READY",
+                   wrap=("WHY NOT READY",))
     for obj in snapshot.objects:
         table.add_row(
             obj.key, "-" if obj.generation is None else str(obj.generation), _condition(obj.valid),
@@ -119,7 +130,8 @@ def _objects(snapshot: DevSnapshot) -> Table:
 
 def _jobs(snapshot: DevSnapshot) -> Table:
     table = _table(
-        "Remote write", "JOB", "LAST COLLECTION", "SERIES", "SAMPLES/S", "DESTINATION", "STATE", "LAST ERROR"
+        "Remote write", "JOB", "LAST COLLECTION", "SERIES", "SAMPLES/S", "DESTINATION", "STATE", "LAST ERROR",
+        wrap=("LAST ERROR",),
     )
     for job in snapshot.jobs:
         collected = "not running" if not job.running else _age(
@@ -136,23 +148,34 @@ def _jobs(snapshot: DevSnapshot) -> Table:
 
 
 def _requests(snapshot: DevSnapshot) -> Table:
-    table = _table("Recent requests", "TIME", "TENANT", "METHOD", "ENDPOINT", "STATUS", "DURATION")
+    table = _table("Recent requests", "UTC", "TENANT", "ENDPOINT", "STATUS", "DURATION")
+    if not snapshot.requests:
+        table.add_row("-", "none yet", "", "", "")
     for request in snapshot.requests:
         status_style = "green" if request.status < 400 else "yellow" if request.status < 500 else "red"
         table.add_row(
             dt.datetime.fromtimestamp(request.at, tz=dt.UTC).strftime("%H:%M:%S"),
-            request.tenant or "-", request.method, request.endpoint,
+            request.tenant or "-", request.endpoint if request.method in ("GET", "") else
+            f"{request.method} {request.endpoint}",
             Text(str(request.status), style=status_style), f"{request.duration_ms:.1f} ms",
         )
     return table
 
 
 def _footer(snapshot: DevSnapshot) -> RenderableType:
-    lines = [Text("Try (each line works as printed, from the repository root):", style="bold")]
+    lines = [Text("Try (each line works as printed, from this directory):", style="bold")]
     lines.extend(Text(command, no_wrap=True, overflow="ignore") for command in snapshot.info.commands)
     lines.append(Text(f"Objects of {snapshot.info.objects_dir} apply live when edited.  q or Ctrl-C stops everything.",
                       style="dim"))
     return Group(*lines)
+
+
+def _side_by_side(left: RenderableType, right: RenderableType) -> Table:
+    grid = Table.grid(padding=(0, 4))
+    grid.add_column()
+    grid.add_column()
+    grid.add_row(left, right)
+    return grid
 
 
 def render_console(snapshot: DevSnapshot) -> RenderableType:
@@ -160,8 +183,13 @@ def render_console(snapshot: DevSnapshot) -> RenderableType:
     parts: list[RenderableType] = [_header(snapshot)]
     for note in snapshot.notes:
         parts.append(Text(f"! {note}", style="yellow"))
-    parts.extend([_servers(snapshot), _backends(snapshot), _tenants(snapshot), _objects(snapshot),
-                  _jobs(snapshot), _requests(snapshot), _footer(snapshot)])
+    parts.extend([
+        _side_by_side(_servers(snapshot), _backends(snapshot)),
+        _side_by_side(_tenants(snapshot), _requests(snapshot)),
+        _objects(snapshot),
+        _jobs(snapshot),
+        _footer(snapshot),
+    ])
     return Group(*parts)
 
 

@@ -4,9 +4,10 @@ Level-based, like a reconciler: at start and after every change in the directory
 with ``watchfiles``, changes debounced), every ``*.yaml``/``*.yml`` file under it is read
 again and the API server is made to hold what the files say:
 
-- an object that does not exist is created; one that differs from its file (any top-level
-  field but ``status``, or its labels or annotations) is replaced, carrying the
-  resourceVersion it was read at; one that already matches is left alone, so saving a
+- an object that does not exist is created; one whose file changed since the last pass,
+  or that no longer holds what its file gives (any top-level field but ``status``, its
+  labels and annotations; what the server adds, such as defaults, does not count), is replaced, carrying
+  the resourceVersion it was read at; one that already matches is left alone, so saving a
   file unchanged bumps no ``generation``;
 - an object this applier created or replaced earlier and that no file holds any more is
   deleted (objects made by someone else, e.g. with kubectl, are never touched). Namespaces
@@ -120,12 +121,26 @@ def read_objects(directory: Path) -> tuple[list[_Wanted], list[str]]:
     return wanted, problems
 
 
-def _differs(current: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
-    for field in set(body) - _IGNORED_FIELDS:
-        if current.get(field) != body[field]:
-            return True
-    metadata, live = body.get("metadata") or {}, current.get("metadata") or {}
-    return any((metadata.get(f) or {}) != (live.get(f) or {}) for f in ("labels", "annotations"))
+def _contains(live: Any, wanted: Any) -> bool:
+    """Whether every value ``wanted`` gives is in ``live`` (the server may add defaults)."""
+    if isinstance(wanted, Mapping):
+        return isinstance(live, Mapping) and all(k in live and _contains(live[k], v) for k, v in wanted.items())
+    return bool(live == wanted)
+
+
+def _differs(current: Mapping[str, Any], body: Mapping[str, Any], last: Mapping[str, Any] | None) -> bool:
+    """Whether ``current`` must be replaced by ``body``.
+
+    The server defaults fields the file leaves out, so the live object is compared as a
+    superset of the file; a field removed from the file leaves the live one a superset
+    still, so a file that changed since the last write (``last``) is written regardless.
+    """
+    if body != last:
+        return True
+    fields = {k: v for k, v in body.items() if k not in _IGNORED_FIELDS}
+    metadata = body.get("metadata") or {}
+    fields["metadata"] = {f: metadata[f] for f in ("labels", "annotations") if metadata.get(f)}
+    return not _contains(current, fields)
 
 
 class DirectoryApplier:
@@ -135,7 +150,8 @@ class DirectoryApplier:
         self._kube = kube
         self.directory = directory
         self._debounce_ms = debounce_ms
-        self._applied: set[ObjectKey] = set()
+        self._applied: dict[ObjectKey, dict[str, Any]] = {}
+        """What this applier last wrote (or found equal), by object."""
         self._objects = 0
         self._applies = 0
         self._writes = 0
@@ -165,15 +181,15 @@ class DirectoryApplier:
     async def apply_directory(self) -> None:
         """One pass: make the API server hold what the files hold (see the module docstring)."""
         wanted, problems = await trio.to_thread.run_sync(read_objects, self.directory)
-        applied: set[ObjectKey] = set()
+        applied: dict[ObjectKey, dict[str, Any]] = {}
         for item in wanted:
             try:
-                await self._apply(item)
+                await self._apply(item, self._applied.get(item.key))
             except (APIError, TransportError) as exc:
                 problems.append(f"{item.source}: {_describe(item.key)}: {exc}")
             else:
-                applied.add(item.key)
-        for key in sorted(self._applied - {w.key for w in wanted}, key=_describe):
+                applied[item.key] = item.body
+        for key in sorted(set(self._applied) - {w.key for w in wanted}, key=_describe):
             resource, namespace, name = key
             if resource is NAMESPACES:
                 continue
@@ -182,7 +198,7 @@ class DirectoryApplier:
                     await self._kube.delete(resource, namespace, name)
                 except (APIError, TransportError) as exc:
                     problems.append(f"{_describe(key)}: not deleted: {exc}")
-                    applied.add(key)
+                    applied[key] = self._applied[key]
                     continue
                 self._writes += 1
                 logger.info("dev object deleted", extra={"object": _describe(key)})
@@ -196,7 +212,7 @@ class DirectoryApplier:
                 logger.warning("dev object not applied", extra={"problem": problem})
         self._logged = set(problems)
 
-    async def _apply(self, item: _Wanted) -> None:
+    async def _apply(self, item: _Wanted, last: Mapping[str, Any] | None) -> None:
         resource, namespace, name = item.key
         try:
             current = await self._kube.get(resource, namespace, name)
@@ -205,7 +221,7 @@ class DirectoryApplier:
             self._writes += 1
             logger.info("dev object created", extra={"object": _describe(item.key), "file": item.source})
             return
-        if not _differs(current, item.body):
+        if not _differs(current, item.body, last):
             return
         version = (current.get("metadata") or {}).get("resourceVersion")
         body = {**item.body, "metadata": {**item.body["metadata"], "resourceVersion": version}}

@@ -186,7 +186,7 @@ class ChildServer:
                         await _wait_exit(process)
         self._state, self._exit_code = ChildState.EXITED, process.poll()
         why = f"exited with code {process.returncode}" if process.returncode is not None else (
-            f"did not answer {self._ready_url} within {self._ready_timeout_s:.0f} s"
+            f"did not answer {self._ready_url} within {self._ready_timeout_s:g} s"
         )
         tail = self.log_tail()
         raise ChildFailed(f"{self.name} {why}" + (f"; its log ends:\n{tail}" if tail else ""))

@@ -142,7 +142,7 @@ def _kubectl(dev: Dev) -> list[str]:
     """The kubectl command line dev printed, else the one ``make testbin`` built (skip without)."""
     printed = next(c for c in dev.ready["commands"] if "get ma -A" in c)
     if not printed.startswith("#"):
-        return printed.split()
+        return list(printed.split())
     located = locate(Program.KUBECTL)
     if located.present:
         return [str(located.path), "--kubeconfig", ".dev/kubeconfig", "get", "ma", "-A"]
