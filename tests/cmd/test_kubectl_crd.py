@@ -2,8 +2,10 @@
 
 Everything applied is a file the repository ships: the CRD that ``mtproxy manifests``
 generated (``config/crd/bases``), the kustomization in ``config/samples`` and the
-README's quick start in ``examples/``. The server is the API double, on its own for this
-module so kubectl registers the CRD on a clean server.
+README's quick start in ``examples/``. Each test runs on two clean servers of this module's
+own, so kubectl registers the CRD itself: the API double (with the machine's kubectl) and a
+real kube-apiserver (with the kubectl built with it, ``make testbin``), which must accept the
+generated CRD as it is (structural schema, defaults) and compute its printer columns.
 """
 
 from __future__ import annotations
@@ -18,13 +20,11 @@ from typing import Any
 
 import pytest
 import yaml
+from realservers.testbin import Program, require
 
 from mtproxy.apidouble import RunningDouble, start_in_thread
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"),
-]
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "config" / "crd" / "bases" / "observability.ethos.io_metricaccesses.yaml"
@@ -37,11 +37,12 @@ COLUMNS = ["SOURCE", "ISOLATION", "TARGET", "INTERVAL", "READY", "SERIES", "LAST
 class Kubectl:
     """kubectl bound to one kubeconfig and a private discovery cache."""
 
+    binary: str
     kubeconfig: Path
     cache_dir: Path
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = ["kubectl", f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.cache_dir}", *args]
+        command = [self.binary, f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.cache_dir}", *args]
         completed = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
         if check and completed.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({completed.returncode}): {completed.stderr}")
@@ -78,20 +79,37 @@ def _sample() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
-    """kubectl on a double of its own, with the generated CRD applied and the samples' namespace."""
+def kube(api_server_kind: str, request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
+    """kubectl on a clean server of its own, with the generated CRD applied and the samples' namespace."""
     workdir = tmp_path_factory.mktemp("kubectl-crd")
-    double: RunningDouble = start_in_thread()
+    double: RunningDouble | None = None
+    plane = None
     try:
-        kube = Kubectl(kubeconfig=double.write_kubeconfig(workdir / "kubeconfig"), cache_dir=workdir / "cache")
+        if api_server_kind == "apidouble":
+            binary = shutil.which("kubectl")
+            if binary is None:
+                pytest.skip("kubectl is not installed")
+            double = start_in_thread()
+            kubeconfig = double.write_kubeconfig(workdir / "kubeconfig")
+        else:
+            binary = str(require(Program.KUBECTL))
+            plane = request.getfixturevalue("kube_control_plane")
+            kubeconfig = plane.apiserver("kubectl-crd").write_kubeconfig(workdir / "kubeconfig")
+        kube = Kubectl(binary=binary, kubeconfig=kubeconfig, cache_dir=workdir / "cache")
         applied = kube.run("apply", "-f", str(CRD))
         assert applied.stdout.strip() == \
             "customresourcedefinition.apiextensions.k8s.io/metricaccesses.observability.ethos.io created"
+        kube.run("wait", "--for=condition=Established", "--timeout=30s",
+                 "crd/metricaccesses.observability.ethos.io")
         namespace = _sample()["metadata"]["namespace"]
         kube.run("create", "namespace", str(namespace))
         yield kube
     finally:
-        double.stop()
+        if double is not None:
+            double.stop()
+        if plane is not None:
+            plane.stop_apiserver("kubectl-crd")
 
 
 def test_samples_apply_and_get_prints_the_printer_columns(kube: Kubectl) -> None:
