@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mtproxy.cmd.relabel import load_rules, run_relabel
 
@@ -20,17 +21,84 @@ def _run(rules: str, text: str, *, output_format: str = "text") -> tuple[int, st
 
 def test_metricaccess_rules_apply_in_input_order_and_drop() -> None:
     text = (
-        "kubelet_running_pods 3\n"
+        'kubelet_running_pods{namespace="my-team"} 3\n'
         "# HELP ignored\n"
-        'container_cpu_usage_seconds_total{pod="a",namespace="x"} 1.5 1700000000000\n'
-        "etcd_debugging_store 1\n"
+        'container_cpu_usage_seconds_total{pod="a",namespace="my-team"} 1.5 1700000000000\n'
+        'etcd_debugging_store{namespace="my-team"} 1\n'
     )
-    status, out, _ = _run(EXAMPLE.read_text(), text)
+    status, out, err = _run(EXAMPLE.read_text(), text)
     assert status == 0
     assert out.splitlines() == [
-        'kubelet_running_pods{metrics_path="/metrics"} 3',
-        'container_cpu_usage_seconds_total{metrics_path="/metrics/cadvisor",namespace="x",pod="a"} 1.5 1700000000000',
+        'kubelet_running_pods{metrics_path="/metrics",namespace="my-team"} 3',
+        'container_cpu_usage_seconds_total{metrics_path="/metrics/cadvisor",namespace="my-team",pod="a"} 1.5 '
+        "1700000000000",
     ]
+    assert err == "mtproxy relabel: 3 series read, 1 dropped by the rules, 2 written\n"
+
+
+def _access(**remote_write: object) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "observability.ethos.io/v1alpha1",
+            "kind": "MetricAccess",
+            "metadata": {"name": "app", "namespace": "team-a"},
+            "spec": {
+                "source": "team-a",
+                "metricIsolation": True,
+                "metrics": ["http_.*", 'app_up{job="api"}'],
+                "remoteWrite": {
+                    "enabled": True,
+                    "target": {"type": "prometheus"},
+                    "prometheus": {"serviceName": "prometheus", "servicePort": 9090},
+                    **remote_write,
+                },
+            },
+        }
+    )
+
+
+def test_a_metricaccess_forwards_only_what_its_metrics_and_isolation_select() -> None:
+    text = (
+        'http_requests_total{namespace="team-a"} 1\n'
+        'http_requests_total{namespace="team-b"} 2\n'
+        'app_up{namespace="team-a",job="api"} 1\n'
+        'app_up{namespace="team-a",job="db"} 1\n'
+        'node_cpu_seconds_total{node="n1"} 5\n'
+    )
+    status, out, err = _run(_access(), text)
+    assert status == 0
+    assert out.splitlines() == ['http_requests_total{namespace="team-a"} 1', 'app_up{job="api",namespace="team-a"} 1']
+    assert err.startswith("mtproxy relabel: 5 series read, 3 not selected by spec.metrics (")
+    assert 'namespace="team-a"' in err and err.endswith(", 2 written\n")
+
+
+@pytest.mark.parametrize(
+    ("honor", "expected"),
+    [
+        pytest.param(False, 'up_total{exported_tenant="mine",namespace="team-a",tenant="team-a"} 1',
+                     id="extra-label-wins-series-value-exported"),
+        pytest.param(True, 'up_total{namespace="team-a",tenant="mine"} 1', id="honor-labels-series-value-wins"),
+    ],
+)
+def test_extra_labels_apply_with_honor_labels(honor: bool, expected: str) -> None:
+    rules = _access(extraLabels={"tenant": "team-a"}, honorLabels=honor).replace("http_.*", "up_total")
+    status, out, _ = _run(rules, 'up_total{namespace="team-a",tenant="mine"} 1\n')
+    assert status == 0
+    assert out.splitlines() == [expected]
+
+
+def test_extra_labels_are_added_to_series_without_them_in_json() -> None:
+    rules = _access(extraLabels={"tenant": "team-a"})
+    status, out, _ = _run(rules, '{"__name__":"http_x","namespace":"team-a"}\n', output_format="json")
+    assert status == 0
+    assert out.splitlines() == ['{"__name__": "http_x", "namespace": "team-a", "tenant": "team-a"}']
+
+
+def test_a_metricaccess_drops_a_series_left_without_a_name_as_the_forwarder_does() -> None:
+    rules = _access(metricRelabelings=[{"action": "labeldrop", "regex": "__name__"}])
+    status, out, err = _run(rules, 'http_x{namespace="team-a"} 1\n')
+    assert (status, out) == (0, "")
+    assert "1 dropped by the rules" in err
 
 
 def test_json_lines_allow_a_label_set_without_a_name() -> None:
@@ -54,10 +122,26 @@ def test_bad_rules_are_named(rules: str, fragment: str) -> None:
     assert fragment in err
 
 
-def test_bad_input_line_is_named() -> None:
-    status, _, err = _run("[]\n", 'up{job="x" 1\n')
-    assert status == 1
-    assert "line 1" in err
+@pytest.mark.parametrize(
+    ("text", "output_format", "message"),
+    [
+        pytest.param('up 1\nup{job="x" 1\n', "text",
+                     "mtproxy relabel: line 2: not a sample line (expected name{label=\"value\",...} value "
+                     "[timestamp_ms]): 'up{job=\"x\" 1'\n", id="text-unclosed-brace"),
+        pytest.param("up one\n", "text",
+                     "mtproxy relabel: line 1: not a sample line (expected name{label=\"value\",...} value "
+                     "[timestamp_ms]): 'up one'\n", id="text-bad-value"),
+        pytest.param('{"job": "x"}\n{job: x}\n', "json",
+                     "mtproxy relabel: line 2: not JSON (expected one object of string labels a line): "
+                     "'{job: x}'\n", id="json-not-json"),
+        pytest.param('{"job": 1}\n', "json",
+                     "mtproxy relabel: line 1: expected an object of string labels: '{\"job\": 1}'\n",
+                     id="json-number-value"),
+    ],
+)
+def test_bad_input_line_is_named_and_quoted(text: str, output_format: str, message: str) -> None:
+    status, _, err = _run("[]\n", text, output_format=output_format)
+    assert (status, err) == (1, message)
 
 
 def test_empty_rule_list_passes_everything_through() -> None:
