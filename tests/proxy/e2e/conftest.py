@@ -5,6 +5,10 @@ the end-to-end Prometheus (data set + exporter + rules), the exporter, the API d
 the tenants' TokenReview/SubjectAccessReview answers, and the JWKS server. The proxy itself
 is per test, started by ``run_service`` in the test's own nursery (``start_service``).
 
+``auth.type: kubernetes`` runs twice: against the API double's review rules, and against a
+real kube-apiserver (``kubernetes-apiserver``), where each tenant is a service account with
+a real TokenRequest token and an RBAC grant in its own namespace.
+
 The end-to-end Prometheus runs once per build (Debian's 2.42, then Prometheus 3 from
 ``make testbin``), so every endpoint test, ``match[]`` endpoints included, runs on both. Its
 blocks are written by Debian's promtool in both runs: promtool 3 would store ``le="1"`` as
@@ -18,12 +22,14 @@ from pathlib import Path
 
 import pytest
 from realservers import LoadedPrometheus, ServerProcess, use_binaries
+from realservers.kubeapiserver import RunningKubeApiserver
 from realservers.testbin import PROMETHEUS_FLAVOURS, prometheus_build
 
 from mtproxy.apidouble import RunningDouble, start_in_thread
 
 from .credentials import (
     AUTH_MODES,
+    NAMESPACE_HEADER,
     AuthMode,
     JWTIssuer,
     apikey_mode,
@@ -90,14 +96,45 @@ def jwks_server(jwt_issuer: JWTIssuer) -> Iterator[JWKSServer]:
     server.stop()
 
 
-@pytest.fixture(params=AUTH_MODES)
+@pytest.fixture(scope="session")
+def apiserver_auth_mode(kube_apiserver: RunningKubeApiserver) -> AuthMode:
+    """``auth.type: kubernetes`` on the real kube-apiserver: one service account per tenant namespace.
+
+    Each of team-a, team-b and team-c gets a service account whose real token (TokenRequest)
+    may ``get metricaccesses`` in its own namespace only (team-c has no MetricAccess, as in
+    the other modes). The service reviews them with the administrator's kubeconfig.
+    """
+    tokens: dict[str, str] = {}
+    for namespace in ("team-a", "team-b", "team-c"):
+        if kube_apiserver.http().get(f"/api/v1/namespaces/{namespace}").status_code == 404:
+            kube_apiserver.create_namespace(namespace)
+        tokens[namespace] = kube_apiserver.service_account_token(namespace, "e2e-reader")
+        kube_apiserver.grant(namespace, verbs=["get"], api_groups=["observability.ethos.io"],
+                             resources=["metricaccesses"], service_account=(namespace, "e2e-reader"))
+
+    def headers(ns: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens[ns]}", NAMESPACE_HEADER: ns}
+
+    return AuthMode(
+        name="kubernetes",
+        auth={"type": "kubernetes", "kubernetes": {"cache_ttl": "10s"}},
+        headers_for=headers,
+        spoofed=lambda own, other: {"Authorization": f"Bearer {tokens[own]}", NAMESPACE_HEADER: other},
+        kubeconfig=str(kube_apiserver.kubeconfig_path),
+    )
+
+
+@pytest.fixture(params=[*AUTH_MODES, pytest.param("kubernetes-apiserver", marks=pytest.mark.kube_apiserver)])
 def auth_mode(request: pytest.FixtureRequest) -> AuthMode:
-    """Each ``auth.type`` in turn, with its credentials for the three tenants."""
+    """Each ``auth.type`` in turn (kubernetes on the double and on a real server), with its credentials."""
     if request.param == "none":
         return none_mode()
     if request.param == "kubernetes":
         _, kubeconfig = request.getfixturevalue("review_double")
         return kubernetes_mode(str(kubeconfig))
+    if request.param == "kubernetes-apiserver":
+        mode: AuthMode = request.getfixturevalue("apiserver_auth_mode")
+        return mode
     if request.param == "jwt":
         issuer: JWTIssuer = request.getfixturevalue("jwt_issuer")
         server: JWKSServer = request.getfixturevalue("jwks_server")
