@@ -1,44 +1,29 @@
-"""Answers the proxy filters itself: metadata, rules and alerts, reduced to what a tenant may see.
+"""Answers the proxy filters itself: rules and alerts, reduced to what a tenant may see.
 
 These endpoints take no selector, so they cannot be rewritten; the proxy filters their
 answers instead, and for exactly that reason filters conservatively:
 
-- ``/api/v1/metadata``: only metric names the tenant has a visible series of (the caller
-  asks the backend for those names with the policy's rules as ``match[]``);
 - ``/api/v1/alerts``: an alert is visible when the policy admits the series
   ``ALERTS{alertname=…, alertstate=…, <its labels>}`` that Prometheus keeps for it;
 - ``/api/v1/rules``: alerting rules keep only visible alerts and are shown when one is
   left; recording rules are shown when the policy admits their output series; groups left
   empty are removed; rule expressions are blanked, since they name other series.
+
+``/api/v1/metadata`` is built, not filtered: see ``mtproxy.proxy.metadata``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from mtproxy.proxy.policy import AccessPolicy
 
-__all__ = ["filter_alerts", "filter_metadata", "filter_rules"]
+__all__ = ["filter_alerts", "filter_rules"]
 
 
 def _dump(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def filter_metadata(body: bytes, *, visible_names: Iterable[str], limit: int | None) -> bytes:
-    """Keep only metadata entries of visible metric names (then apply ``limit``)."""
-    document = json.loads(body)
-    data = document.get("data")
-    if not isinstance(data, dict):
-        return body
-    names = set(visible_names)
-    kept = {name: entries for name, entries in sorted(data.items()) if name in names}
-    if limit is not None and limit >= 0:
-        kept = dict(list(kept.items())[:limit])
-    document["data"] = kept
-    return _dump(document)
 
 
 def _alert_visible(alert: Any, policy: AccessPolicy) -> bool:

@@ -9,6 +9,7 @@
 - ``/debug/targets``: ``{"targets":[{"url","healthy","last_seen"}]}``;
 - ``/debug/tenants`` and ``/debug/enforce`` (``namespace``, ``query``) answer for the
   authenticated tenant's own namespace only, so a tenant never learns another's rules;
+  ``/debug/enforce`` refuses a query over ``proxy.max_query_bytes``, as the query endpoints do;
 - ``/collected-metrics``: per job of the tenant's namespace, ``# Job: ns/name (N metrics)``
   then the series forwarded in the last cycle as text lines with ms timestamps.
 
@@ -30,6 +31,7 @@ from mtproxy.api import ProxyConfig
 from mtproxy.proxy.auth.base import Tenant
 from mtproxy.proxy.backends import BackendPool
 from mtproxy.proxy.errors import BadRequest, NotFound
+from mtproxy.proxy.limits import QueryLimits
 from mtproxy.proxy.metrics import ProxyMetrics
 from mtproxy.proxy.params import RequestParams
 from mtproxy.proxy.routes import RouteKind
@@ -133,6 +135,8 @@ class OpsHandler:
         if kind is RouteKind.DEBUG_ENFORCE:
             query = params.single("query", required=True)
             assert query is not None
+            # explained on the event loop, so bounded as a tenant's query is
+            QueryLimits.from_config(self._config).check_size("the query", len(query.encode("utf-8")))
             if self._explain is None:
                 raise NotFound("enforcement explanation is not available")
             allowed, text = self._explain(tenant.namespace, query)

@@ -139,3 +139,11 @@ async def test_a_range_query_within_the_limits_is_served(nursery: trio.Nursery) 
         "/api/v1/query_range", {"query": "up", "start": "0", "end": "3600", "step": "15s"}, tenant="team-a"
     )
     assert response.status_code == 200, response.text
+
+
+async def test_debug_enforce_refuses_a_query_over_the_size_limit(nursery: trio.Nursery) -> None:
+    backend = await start_slow_backend(nursery, slow_s=0)
+    proxy = await start_proxy(nursery, backend.url, access=ACCESS, config=CONFIG)
+    response = await proxy.get("/debug/enforce", {"query": "up" + " " * 1100}, tenant="team-a")
+    assert response.status_code == 400, response.text
+    assert "proxy.max_query_bytes" in response.json()["error"]

@@ -1,11 +1,12 @@
 """Overload: 2,000 queries at concurrency 200 against ``max_concurrent_requests: 20``.
 
 The service runs as the ``mtproxy`` command (its own process, so its RSS is its own) in
-front of the shared Prometheus, with a 0.5 s ``queue_timeout``. Every request must be
-answered, either with the right data (200) or with a 503 carrying ``Retry-After``; none
-may be lost (the client counts its answers and the proxy's ``requests_total`` counts the
-same number); ``/health`` keeps answering 200 while the queue is full; and the resident
-memory of the service stays bounded.
+front of the shared Prometheus, with a 0.5 s ``queue_timeout``. All of it comes from one
+tenant, whose share is a quarter of the slots: every request must be answered, either
+with the right data (200) or with a 429 (the tenant at its share) or 503 (the service
+full) carrying ``Retry-After``; none may be lost (the client counts its answers and the
+proxy's ``requests_total`` counts the same number); ``/health`` keeps answering 200 while
+the queue is full; and the resident memory of the service stays bounded.
 """
 
 from __future__ import annotations
@@ -72,9 +73,9 @@ async def test_overload_answers_every_request_with_data_or_retry_after(
                 if response.status_code == 200:
                     if len(response.json()["data"]["result"]) != expected:
                         problems.append(response.text[:200])
-                elif response.status_code == 503:
+                elif response.status_code in (429, 503):
                     if not response.headers.get("retry-after", "").isdigit():
-                        problems.append(f"503 without Retry-After: {response.headers}")
+                        problems.append(f"{response.status_code} without Retry-After: {response.headers}")
                 else:
                     problems.append(f"{response.status_code}: {response.text[:200]}")
 
@@ -98,7 +99,7 @@ async def test_overload_answers_every_request_with_data_or_retry_after(
 
     assert problems == []
     assert sum(statuses.values()) == REQUESTS
-    assert set(statuses) <= {200, 503} and statuses[200] > 0
+    assert set(statuses) <= {200, 429, 503} and statuses[200] > 0
     counted = sum(
         float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()
