@@ -92,6 +92,7 @@ class RecordingProxy:
         self.port = free_port()
         config.bind = [f"{LOOPBACK}:{self.port}"]
         config.accesslog = None
+        config.loglevel = "WARNING"
         config.keep_alive_timeout = 120
         timeout = httpx.Timeout(30.0, read=None)
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)

@@ -43,7 +43,8 @@ from realservers import MtproxyProcess, ServerProcess
 from realservers.kubeapiserver import ADMIN, USERS, RunningKubeApiserver
 from realservers.mtproxy import MTPROXY_BINARY
 
-__all__ = ["REPO", "SERVICE_NAMESPACE", "ScenarioNames", "run_scenario", "write_kubeconfig"]
+__all__ = ["REPO", "SERVICE_NAMESPACE", "Outcome", "ScenarioNames", "run_scenario", "service_config",
+           "write_kubeconfig"]
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_NAMESPACE = "monitoring"
@@ -151,7 +152,7 @@ def _conditions(document: Mapping[str, Any]) -> dict[str, tuple[Any, Any, Any]]:
 
 async def _eventually(check: Callable[[], Awaitable[T | None]], *, what: str, explain: Callable[[], str],
                       timeout_s: float = STEP_TIMEOUT_S) -> T:
-    last: Any = None
+    last: T | None = None
     with trio.move_on_after(timeout_s):
         while True:
             last = await check()

@@ -5,7 +5,8 @@
 with its runtime dependencies only, from a directory of binary wheels (``pip download
 --only-binary=:all:``, as the Dockerfile's build stage resolves them), cached per machine
 under ``${XDG_CACHE_HOME:-~/.cache}/mtproxy/wheelhouse/`` so that a second run downloads
-nothing. From that virtualenv, outside the source tree, ``mtproxy --version``,
+nothing (without PyPI and without that cache, the tests are skipped, except in CI, where they
+fail). From that virtualenv, outside the source tree, ``mtproxy --version``,
 ``mtproxy check`` and the service itself run; site-packages holds ``mtproxy/`` and nothing
 named after a top-level folder of the repository; no test extra is installed.
 """
@@ -30,6 +31,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from realservers.ports import free_port
+from realservers.testbin import in_ci
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +88,12 @@ def wheelhouse(wheel: Path) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     completed = _run(sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", partial,
                      *requirements, timeout_s=600)
-    assert completed.returncode == 0, f"pip download failed:\n{completed.stderr[-3000:]}"
+    if completed.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        reason = f"pip download of the runtime dependencies failed (no PyPI?):\n{completed.stderr[-3000:]}"
+        if in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
     (partial / ".complete").write_text("\n".join(requirements) + "\n")
     try:
         partial.rename(house)
