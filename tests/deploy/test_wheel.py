@@ -166,8 +166,13 @@ def test_the_installed_command_checks_manifests_and_configs(installed: Path, tmp
     sample = REPO / "config" / "samples" / "observability_v1alpha1_metricaccess.yaml"
     completed = _run(mtproxy, "check", "--config", shipped, sample, cwd=tmp_path)
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    denied = _run(mtproxy, "check", "--config", shipped, REPO / "examples" / "isolation-debug-tenant.yaml",
-                  cwd=tmp_path)
+    unisolated = tmp_path / "unisolated.yaml"
+    unisolated.write_text(yaml.safe_dump({
+        "apiVersion": "observability.ethos.io/v1alpha1", "kind": "MetricAccess",
+        "metadata": {"name": "open", "namespace": "team-a"},
+        "spec": {"source": "team-a", "metricIsolation": False, "metrics": ["up"]},
+    }))
+    denied = _run(mtproxy, "check", "--config", shipped, unisolated, cwd=tmp_path)
     assert denied.returncode == 1 and "PolicyDenied" in denied.stdout, denied.stdout + denied.stderr
 
 
