@@ -257,7 +257,7 @@ metrics: {enabled: true, path: /metrics}
 
 
 def test_the_examples_config_loads_without_warnings() -> None:
-    loaded = load_config(str(REPO / "examples" / "config.yaml"))
+    loaded = load_config(str(REPO / "examples" / "config" / "config.yaml"))
     assert isinstance(loaded, LoadedConfig)
     assert loaded.warnings == ()
     config = loaded.config

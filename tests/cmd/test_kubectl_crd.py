@@ -119,8 +119,8 @@ def test_samples_apply_and_get_prints_the_printer_columns(kube: Kubectl) -> None
     assert applied.stdout.strip() == f"metricaccess.observability.ethos.io/{metadata['name']} created"
     # The README's quick start is the same object. kubectl may still say "configured": it
     # rewrites its last-applied annotation, whose JSON key order differs from kustomize's.
-    again = kube.run("apply", "-f", str(QUICKSTART)).stdout.strip()
-    assert again.startswith(f"metricaccess.observability.ethos.io/{metadata['name']} ")
+    again = kube.run("apply", "-f", str(QUICKSTART)).stdout.strip().splitlines()  # its Namespace, then it
+    assert again[-1].startswith(f"metricaccess.observability.ethos.io/{metadata['name']} ")
     stored = json.loads(kube.run("get", "ma", "-A", "-o", "json").stdout)["items"]
     assert [obj["metadata"]["generation"] for obj in stored] == [1], "the spec did not change"
 
