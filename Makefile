@@ -54,8 +54,15 @@ test-binaries:
 test: venv system-packages test-binaries
 	$(PY) -P -m pytest $(PYTEST_ARGS)
 
-dev: venv
-	$(VENV)/bin/mtproxy dev
+# What `make dev` needs: the project and its runtime dependencies only (no test extras, no
+# upgrade of pip), so a first run is quick. `make test` adds the test extras to the same venv.
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+dev: $(VENV)/.runtime
+	$(VENV)/bin/mtproxy dev $(DEV_ARGS)
 
 manifests: venv
 	$(VENV)/bin/mtproxy manifests
