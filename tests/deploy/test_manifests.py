@@ -219,6 +219,9 @@ def test_the_deployment_passes_the_restricted_pod_security_standard(
 def test_make_deploy_sets_the_image_from_img(deploy_apiserver: RunningKubeApiserver, tmp_path: Path) -> None:
     kubectl = deploy_apiserver.kubectl_binary
     image = "registry.example.com:5000/team/mtproxy:1.2.3"
+    # a dry run creates no namespace, so the namespaced objects need it to exist already
+    _kubectl(deploy_apiserver, "apply", "-f", "-",
+             documents=[{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}])
     completed = subprocess.run(
         ["make", "-s", "--no-print-directory", "-C", str(REPO), "deploy", f"IMG={image}", f"DEPLOY_DIR={tmp_path}",
          f"KUBECTL={kubectl} --kubeconfig={deploy_apiserver.kubeconfig_path}", "DEPLOY_ARGS=--dry-run=server -o json"],
