@@ -157,7 +157,9 @@ class EventRecorder:
                 body = self._body_v1(involved, kind, reason, message)
                 await self._client.create(EVENTS_V1, _namespace(involved), body)
                 return
-            except NotFound:
+            except NotFound as exc:
+                if "could not find the requested resource" not in exc.message:
+                    raise  # the API is served; the namespace (or something else) is missing
                 self._api = "v1"
                 logger.info("events.k8s.io/v1 not served, recording core/v1 events")
         await self._client.create_event(
