@@ -170,3 +170,8 @@ def test_plain_record_carries_the_same_content_as_json() -> None:
 def test_every_curl_command_disables_globbing(command: str) -> None:
     if command.startswith("curl"):
         assert command.startswith("curl -g ")
+
+
+def test_the_readme_shows_the_golden_screen() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "```text\n" + GOLDEN.read_text() + "```" in readme, "README's expected screen differs from the golden file"
