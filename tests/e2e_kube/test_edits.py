@@ -88,7 +88,9 @@ async def test_edits_move_policy_job_and_observed_generation_within_one_interval
         return _names(await series(http, tenant.url, '{__name__=~".+"}'))
 
     await cluster.apply(metricaccess(edited, "edited", metrics=["e2e_gauge"], forward=to_prometheus()))
-    await eventually(lambda: ready(1), timeout_s=60, what="generation 1 Ready", explain=lambda: log_tails([process]))
+    first, _ = await eventually(lambda: ready(1), timeout_s=60, what="generation 1 Ready",
+                                explain=lambda: log_tails([process]))
+    valid_since = next(c["lastTransitionTime"] for c in first["status"]["conditions"] if c["type"] == "Valid")
     assert await series(http, proxy, '{__name__=~"e2e_.*"}', tenant=edited) == frozenset(
         label_set(labels) for labels in source_series(edited, counters=0))
     assert await at_tenant() == {"e2e_gauge": {edited}}
@@ -151,7 +153,9 @@ async def test_edits_move_policy_job_and_observed_generation_within_one_interval
 
     await eventually(restarted, timeout_s=10, what="the job restarted with the new interval")
     restart_s = trio.current_time() - edited_at
-    await eventually(lambda: ready(4), timeout_s=2 * NEW_INTERVAL_S, what="generation 4 Ready")
+    last, _ = await eventually(lambda: ready(4), timeout_s=2 * NEW_INTERVAL_S, what="generation 4 Ready")
+    assert next(c["lastTransitionTime"] for c in last["status"]["conditions"] if c["type"] == "Valid") == (
+        valid_since), "Valid stayed True through every edit: its lastTransitionTime must not move"
     collections: list[float] = []
 
     async def three_collections() -> bool:

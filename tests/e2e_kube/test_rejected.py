@@ -114,13 +114,6 @@ async def test_invalid_and_denied_objects_are_reported_harm_no_one_and_recover_w
         assert "Forwarding" not in conditions(document), "an object not in force forwards nothing"
         assert generations_agree(document), document["status"]
 
-    async def warned() -> bool:
-        return bool(_warning_events(await cluster.events(x), "bad-regex", "InvalidSpec")) and bool(
-            _warning_events(await cluster.events(y), "denied", "PolicyDenied"))
-
-    await eventually(warned, timeout_s=20, what="Warning Events InvalidSpec and PolicyDenied",
-                     explain=lambda: log_tails([process]))
-
     # neither disturbs the others: x's valid object still answers and forwards, nothing leaks
     assert await series(http, proxy, "e2e_gauge", tenant=x) == _gauges(x)
     assert await series(http, proxy, "e2e_requests_total", tenant=x) == frozenset(), "bad-regex granted something"
@@ -152,6 +145,24 @@ async def test_invalid_and_denied_objects_are_reported_harm_no_one_and_recover_w
     await eventually(lambda: _holds(http, tenant_y, _gauges(y)), timeout_s=2 * INTERVAL_S + SLACK_S,
                      what="the fixed object forwards")
     assert process.running
+
+    # each rejection left a Warning Event on its object (checked last, so that a missing Event
+    # does not hide the checks above)
+    found: dict[str, list[dict[str, Any]]] = {}
+
+    async def warned() -> bool:
+        found["bad-regex"] = _warning_events(await cluster.events(x), "bad-regex", "InvalidSpec")
+        found["denied"] = _warning_events(await cluster.events(y), "denied", "PolicyDenied")
+        return all(found.values())
+
+    await eventually(warned, timeout_s=20, what="Warning Events InvalidSpec on bad-regex and PolicyDenied on denied",
+                     explain=lambda: f"events in {x}: {_summary(found)}")
+    assert "spec.metrics[1]" in found["bad-regex"][0].get("message", ""), found["bad-regex"][0]
+    assert "guardrails.require_isolation" in found["denied"][0].get("message", ""), found["denied"][0]
+
+
+def _summary(found: dict[str, list[dict[str, Any]]]) -> str:
+    return str({name: [(e.get("type"), e.get("reason")) for e in events] for name, events in found.items()})
 
 
 async def _ready(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
