@@ -18,6 +18,7 @@ import yaml
 from marshmallow import Schema, fields, missing, validate
 
 from mtproxy.api import metricaccess as m
+from mtproxy.api.crd_descriptions import describe
 from mtproxy.api.schemafields import StrictBoolean, StrictInteger
 from mtproxy.api.schemas import MetricAccessSpecSchema, MetricAccessStatusSchema
 
@@ -33,13 +34,8 @@ PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
     {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
     {"name": "Series", "type": "integer", "jsonPath": ".status.remoteWrite.metricsCollected"},
     {"name": "Last Write", "type": "date", "jsonPath": ".status.remoteWrite.lastSuccessfulWrite"},
+    {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    {
-        "name": "Reason",
-        "type": "string",
-        "priority": 1,
-        "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
-    },
 )
 
 
@@ -136,8 +132,10 @@ def metricaccess_crd() -> dict[str, Any]:
     """The whole CRD object."""
     spec_schema = schema_to_openapi(MetricAccessSpecSchema())
     spec_schema["description"] = "Which series a tenant namespace may read, and where to copy them."
+    describe(spec_schema, "spec")
     status_schema = schema_to_openapi(MetricAccessStatusSchema())
     status_schema["description"] = "Written by the controller through the status subresource."
+    describe(status_schema, "status")
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -111,12 +111,14 @@ def test_status_subresource_is_on(version: dict[str, Any]) -> None:
     assert version["subresources"] == {"status": {}}
 
 
-def test_printer_columns_show_source_isolation_target_interval_ready_series_last_write_age(
+def test_printer_columns_show_source_isolation_target_interval_ready_series_last_write_reason_age(
     version: dict[str, Any],
 ) -> None:
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
     default_view = [c["name"] for c in version["additionalPrinterColumns"] if c.get("priority", 0) == 0]
-    assert default_view == ["Source", "Isolation", "Target", "Interval", "Ready", "Series", "Last Write", "Age"]
+    assert default_view == [
+        "Source", "Isolation", "Target", "Interval", "Ready", "Series", "Last Write", "Reason", "Age"
+    ]
     assert columns["Source"]["jsonPath"] == ".spec.source"
     assert columns["Isolation"]["jsonPath"] == ".spec.metricIsolation"
     assert columns["Target"]["jsonPath"] == ".spec.remoteWrite.target.type"
@@ -317,3 +319,29 @@ def test_the_crd_limits_are_the_ones_the_loader_enforces(
     with pytest.raises(ValidationError) as caught:
         MetricAccessSchema().load(document)
     assert [str(p) for p in flatten_messages(caught.value.messages)] == [problem]
+
+
+def test_every_spec_and_status_field_is_described_for_kubectl_explain() -> None:
+    from mtproxy.api.crd import metricaccess_crd
+
+    root = metricaccess_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    missing: list[str] = []
+
+    def walk(schema: dict[str, Any], path: str) -> None:
+        for name, child in (schema.get("properties") or {}).items():
+            if not child.get("description"):
+                missing.append(f"{path}.{name}")
+            walk(child, f"{path}.{name}")
+        if isinstance(schema.get("items"), dict):
+            walk(schema["items"], f"{path}[]")
+
+    walk(root["properties"]["spec"], "spec")
+    walk(root["properties"]["status"], "status")
+    assert missing == []
+
+
+def test_the_printer_columns_show_ready_series_last_write_and_reason_by_default() -> None:
+    from mtproxy.api.crd import PRINTER_COLUMNS
+
+    default = [column["name"] for column in PRINTER_COLUMNS if not column.get("priority")]
+    assert {"Ready", "Series", "Last Write", "Reason"} <= set(default)
