@@ -56,10 +56,25 @@ async def test_a_worker_that_dies_fails_only_its_call(offload: Offload) -> None:
     assert offload.statistics().worker_failures == 1
 
 
+class _LongestStep(trio.abc.Instrument):
+    """The most CPU time one task step took on the event loop's thread (wall time is noisy here)."""
+
+    def __init__(self) -> None:
+        self.longest_s = 0.0
+        self._started = time.thread_time()
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self._started = time.thread_time()
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.longest_s = max(self.longest_s, time.thread_time() - self._started)
+
+
 async def test_the_event_loop_runs_while_a_worker_holds_its_gil(offload: Offload) -> None:
     await offload.run(math.factorial, 1)  # the worker is started
     gaps: list[float] = []
     done = trio.Event()
+    steps = _LongestStep()
 
     async def tick() -> None:
         last = time.perf_counter()
@@ -71,17 +86,20 @@ async def test_the_event_loop_runs_while_a_worker_holds_its_gil(offload: Offload
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(tick)
+        trio.lowlevel.add_instrument(steps)
         started = time.perf_counter()
         for _ in range(2):
             status, _ = await offload.run(merge_json_answers, [("a", 200, BIG_ANSWER), ("b", 200, BIG_ANSWER)])
             assert status == 200
         busy_s = time.perf_counter() - started
+        trio.lowlevel.remove_instrument(steps)
         done.set()
     print(
-        f"\n2 merges of 2 x {len(BIG_ANSWER) / 1e6:.1f} MB in a worker: {busy_s * 1000:.0f} ms; "
-        f"longest event-loop gap {max(gaps) * 1000:.1f} ms"
+        f"\n2 merges of 2 x {len(BIG_ANSWER) / 1e6:.1f} MB in a worker: {busy_s * 1000:.0f} ms; longest event-loop "
+        f"gap {max(gaps) * 1000:.1f} ms, longest step {steps.longest_s * 1000:.1f} ms CPU"
     )
-    assert max(gaps) < 0.1
+    assert steps.longest_s < 0.05  # inline, one merge holds the loop for about a second
+    assert max(gaps) < 1.0  # wall clock: only what a busy shared machine adds
 
 
 async def test_a_closed_offload_answers_503(offload: Offload) -> None:
