@@ -109,7 +109,6 @@ async def test_leader_kill_and_total_outage_leave_the_tenant_identical_to_the_so
 ) -> None:
     namespace = await cluster.create_namespace("e2e-handover")
     job = f"{namespace}/forward"
-    await source.add_namespace(namespace)
     (tenant,) = await start_tenants(tenant_prometheus_factory, 1)
     config = replicas.config(namespaces=[namespace], aliases={prometheus_alias(namespace): tenant.address})
     first, second = replicas.add("replica-1", config), replicas.add("replica-2", config)
@@ -122,6 +121,10 @@ async def test_leader_kill_and_total_outage_leave_the_tenant_identical_to_the_so
     leader, _ = await eventually(
         lambda: _the_leader(both), timeout_s=LEASE_DURATION_S + 10, what="one leader",
         explain=lambda: log_tails(both))
+    await eventually(lambda: _job_started(leader, job), timeout_s=10, what="the job started on the leader")
+    # born after the job started, so the whole history of each series is what the copy must hold
+    # (a job's first cycle reaches back one interval only)
+    await source.add_namespace(namespace)
     await eventually(lambda: _caught_up(http, source, tenant, namespace), timeout_s=30,
                      what="the tenant up to date", explain=lambda: log_tails(both))
     await trio.sleep(2 * INTERVAL_S)
@@ -162,13 +165,18 @@ async def test_leader_kill_and_total_outage_leave_the_tenant_identical_to_the_so
     bad_requests = await _bad_requests(http, tenant) - bad_requests_before
     already_stored = _job_records(both, _ALREADY_STORED, job)
     report = (f"takeover {takeover_s:.1f} s, caught up {handover_catch_up_s:.1f} s after the kill and "
-              f"{outage_catch_up_s:.1f} s after the restart; {diff.summary()}")
+              f"{outage_catch_up_s:.1f} s after the restart; {len(already_stored)} resends refused as already "
+              f"stored; {diff.summary()}")
     print(report)
     assert diff.source_samples > 100, f"too little data to judge: {report}"
     assert diff.exact, f"the tenant differs from the source: {report}\n{log_tails(both)}"
-    assert _job_records(both, _DROPPED, job) == []
-    assert _refused_appends(tenant) <= len(already_stored), f"the tenant refused samples (duplicates): {report}"
-    assert bad_requests <= len(already_stored), f"{bad_requests} writes answered 400"
+    # The one refusal allowed: a replica that takes over resends, alone, the request its
+    # predecessor got no answer to (kept in the ConfigMap), and the tenant refuses what it had
+    # stored; the forwarder logs each such drop as a resend refused as already stored.
+    drops = [r for p in both for r in records(p, _DROPPED) if r.get("namespace") == namespace]
+    assert len(drops) == len(already_stored), f"batches dropped: {drops[:3]}"
+    assert _refused_appends(tenant) == len(already_stored), f"the tenant refused samples: {report}"
+    assert bad_requests == len(already_stored), f"{bad_requests} writes answered 400: {report}"
 
 
 async def _bad_requests(http: httpx.AsyncClient, tenant: ServerProcess) -> float:
@@ -181,6 +189,11 @@ async def _the_leader(processes: list[MtproxyProcess]) -> MtproxyProcess | None:
     leaders = [p for p in processes if leading(p)]
     assert len(leaders) <= 1, f"two leaders at once: {[p.name for p in leaders]}"
     return leaders[0] if leaders else None
+
+
+async def _job_started(process: MtproxyProcess, job: str) -> bool:
+    await trio.lowlevel.checkpoint()
+    return any(r.get("job") == job for r in records(process, "remote write job started", current_run=True))
 
 
 async def _leads(process: MtproxyProcess) -> bool:
