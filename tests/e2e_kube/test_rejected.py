@@ -22,6 +22,7 @@ from .harness import (
     INTERVAL_S,
     SAFETY_DELAY_S,
     SCRAPE_S,
+    STATUS_INTERVAL_S,
     Cluster,
     Replicas,
     Source,
@@ -113,6 +114,12 @@ async def test_invalid_and_denied_objects_are_reported_harm_no_one_and_recover_w
     for document in documents.values():
         assert "Forwarding" not in conditions(document), "an object not in force forwards nothing"
         assert generations_agree(document), document["status"]
+    # nothing changes for these two, so nothing more is written (counters or not)
+    await trio.sleep(2 * STATUS_INTERVAL_S + 1)
+    for (namespace, name), before in zip(((x, "bad-regex"), (y, "denied")), documents.values(), strict=True):
+        after = await cluster.metricaccess(namespace, name)
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], (
+            f"{name}: status rewritten with nothing changed: {before['status']} -> {after['status']}")
 
     # neither disturbs the others: x's valid object still answers and forwards, nothing leaks
     assert await series(http, proxy, "e2e_gauge", tenant=x) == _gauges(x)
