@@ -12,11 +12,16 @@ selector, a MetricAccess pattern, the CLI's arguments) passes :func:`check_parse
 
 - **size**: at most ``max_chars`` characters (callers pass their own, lower limits);
 - **depth**: at most :data:`MAX_NESTING` operator characters, operator words and opening
-  brackets. The count is a bound on the depth of the tree, taken over the whole text,
-  strings included, so that no spelling (an escape, a comment, a raw string the two lexers
-  end in different places) can hide a level from it. The most a counted token costs the
-  parser is a few KiB of native stack, so the limit stays well inside the smallest default
-  thread stack of glibc, and a test proves it in a thread with that stack;
+  brackets outside quoted strings and comments. The count is a bound on the depth of the
+  tree. Inside a string an operator is only a character (a Grafana variable expanded to
+  ``pod=~"app-1|app-2|…"`` holds hundreds of them), so the contents of ``"…"`` and
+  ``'…'`` strings and of ``#`` comments are skipped by a scanner with PromQL's rules
+  (a backslash escapes the next character). Where that scanner and the library's lexer
+  could disagree about where a string ends (a backtick raw string, an unterminated
+  quote), the whole text is counted, strings included, so no spelling can hide a level.
+  The most a counted token costs the parser is a few KiB of native stack, so the limit
+  stays well inside the smallest default thread stack of glibc, and a test proves it in
+  a thread with that stack;
 - **escapes the parser reads differently from Prometheus 2.42**: ``\\x80``-``\\xff`` and
   ``\\200``-``\\377`` are raw bytes to Prometheus and code points U+0080-U+00FF to the
   library, which would silently change a label value; a backslash before a backtick ends a
@@ -107,10 +112,47 @@ def check_parser_depth(text: str, *, what: str, max_chars: int = MAX_TEXT_CHARS)
     limit = min(max_chars, MAX_TEXT_CHARS)
     if len(text) > limit:
         raise ParserInputRefused(what, f"is {len(text)} characters long, more than the {limit} allowed")
-    for nesting, _ in enumerate(_NESTING_TOKEN.finditer(text), start=1):
+    code = _code_outside_strings(text)
+    for nesting, _ in enumerate(_NESTING_TOKEN.finditer(code), start=1):
         if nesting > MAX_NESTING:
-            total = len(_NESTING_TOKEN.findall(text))
+            total = len(_NESTING_TOKEN.findall(code))
             raise ParserInputRefused(what, f"has {total} operators and brackets, more than the {MAX_NESTING} allowed")
+
+
+def _code_outside_strings(text: str) -> str:
+    """``text`` with the contents of quoted strings and comments blanked, or all of it when unsure.
+
+    Each string's contents become one space, so a word operator cannot be glued together
+    across a string. A backtick anywhere, a quote that is never closed, or a newline inside
+    a string returns the text unchanged (everything counts).
+    """
+    if "`" not in text and '"' not in text and "'" not in text and "#" not in text:
+        return text
+    if "`" in text:
+        return text
+    out: list[str] = []
+    position, length = 0, len(text)
+    while position < length:
+        char = text[position]
+        if char in "\"'":
+            end = position + 1
+            while end < length and text[end] != char:
+                if text[end] == "\n":
+                    return text  # PromQL strings hold no newline: a lexer may end it here
+                end += 2 if text[end] == "\\" else 1
+            if end >= length:
+                return text  # unterminated: let the parser refuse it, counting everything
+            out.append(" ")
+            position = end + 1
+        elif char == "#":
+            newline = text.find("\n", position)
+            position = length if newline < 0 else newline
+        else:
+            start = position
+            while position < length and text[position] not in "\"'#":
+                position += 1
+            out.append(text[start:position])
+    return "".join(out)
 
 
 def check_parser_escapes(text: str) -> None:

@@ -413,6 +413,10 @@ def test_deep_entry_is_refused_by_parse_pattern_and_parse_selector_without_a_cra
     lines = completed.stdout.splitlines()
     assert len(lines) == 2 * len(_DEEP_ENTRIES), completed.stdout
     for line in lines:
+        if line.startswith("deep-regex-value"):
+            # brackets inside a string are not depth: the regex engines refuse the nesting themselves
+            assert " refused: " in line, line
+            continue
         assert "refused: has" in line and "operators and brackets, more than the 500 allowed" in line, line
 
 

@@ -158,3 +158,25 @@ def test_only_the_guard_calls_the_native_parser() -> None:
     ]
     assert offenders == []
     assert _parse_calls(guard), "the guard no longer calls the parser: this test checks nothing"
+
+
+def test_operators_inside_strings_do_not_count_towards_the_depth() -> None:
+    pods = "|".join(f"app-{i}-x" for i in range(2000))  # 4000 '-' and a Grafana-sized alternation
+    for text in (f'up{{pod=~"{pods}"}}', f"up{{pod=~'{pods}'}}", 'up{a="(((("} # ((((((\n'):
+        check_parser_input(text, what="query")
+    parse_guarded(f'sum(rate(http_requests_total{{pod=~"{pods}"}}[5m]))', what="query")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("`" + "-" * 600 + "`", id="backtick-strings-count-everything"),
+        pytest.param('"' + "-" * 600, id="unterminated-string-counts-everything"),
+        pytest.param('"\\"' + "-" * 600 + "up", id="escaped-quote-does-not-end-the-string"),
+        pytest.param('# "\n' + "-" * 600 + 'up # "', id="quote-in-a-comment-opens-no-string"),
+        pytest.param('"a\n' + "-" * 600 + 'up"', id="a-newline-in-a-string-counts-everything"),
+    ],
+)
+def test_no_string_spelling_hides_an_operator(text: str) -> None:
+    with pytest.raises(ParserInputRefused, match="operators and brackets"):
+        check_parser_input(text, what="query")
