@@ -22,6 +22,16 @@ last saw, so a write from a replica that lost leadership meanwhile meets a 409: 
 store re-reads the newest version and writes on top of it (the newest leader's state
 wins because its term's writes come last), and says so in a warning.
 
+Scale: a leadership term starts every job at once, and each job's first act is a
+``restore``. Restores that start together are served by one read: a lone one GETs its
+ConfigMap, several LIST the store's ConfigMaps (by label) once, and a restore never uses
+a read sent before it was asked for, so each is still a read afresh. Every request of the
+store passes a small concurrency limit (``max_concurrent_requests``): the store shares
+the HTTP connection pool with the informers and the status writer, and a pool with
+hundreds of queued requests spends its CPU matching them to connections (httpx's
+dispatch is linear in the queue per completed request), on the event loop that also
+renews the lease and answers health checks.
+
 The state is gzip-compressed JSON under ``binaryData``; a document beyond
 ``max_bytes`` (a window of many tens of thousands of series under way) keeps its cursors
 and in-flight entries and drops the marks, and a warning says a resume may resend
@@ -125,17 +135,36 @@ def decode_state(blob: bytes) -> JobState:
     )
 
 
+class _RestoreRead:
+    """One read serving every restore that joined it before it was sent."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.done = trio.Event()
+        self.found: dict[str, dict[str, Any]] = {}
+        """ConfigMap name -> ConfigMap, for the names that exist."""
+        self.error: Exception | None = None
+        self.abandoned = False
+        """The task sending it was cancelled: whoever waited sends a read of its own."""
+
+
 class ClusterStateStore:
     """A ``StateStore`` whose durable copy is a ConfigMap per job."""
 
-    def __init__(self, client: KubeClient, namespace: str, *, max_bytes: int = 900_000) -> None:
+    def __init__(
+        self, client: KubeClient, namespace: str, *, max_bytes: int = 900_000, max_concurrent_requests: int = 8
+    ) -> None:
         if not namespace:
             raise ValueError("namespace: must not be empty")
         if max_bytes < 1024:
             raise ValueError(f"max_bytes: must be at least 1024, got {max_bytes}")
+        if max_concurrent_requests < 1:
+            raise ValueError(f"max_concurrent_requests: must be at least 1, got {max_concurrent_requests}")
         self._client = client
         self._namespace = namespace
         self._max_bytes = max_bytes
+        self._requests = trio.CapacityLimiter(max_concurrent_requests)
+        self._joinable: _RestoreRead | None = None
         self._memory = MemoryStateStore()
         self._versions: dict[str, str] = {}
         """Per job, the resourceVersion of the ConfigMap as this process last wrote or read it."""
@@ -187,9 +216,8 @@ class ClusterStateStore:
         """Read the job's ConfigMap afresh (a quorum read), and record it as this process' copy."""
         async with self._lock(job_key):
             self._counts["restores"] += 1
-            try:
-                found = await self._client.get(CONFIGMAPS, self._namespace, config_map_name(job_key))
-            except NotFound:
+            found = await self._read_afresh(job_key)
+            if found is None:
                 self._versions[job_key] = ""
                 self._memory.delete(job_key)
                 return None
@@ -205,6 +233,58 @@ class ClusterStateStore:
             self._memory.snapshot(job_key, state)
             self._dirty.discard(job_key)
             return state
+
+    async def _read_afresh(self, job_key: str) -> dict[str, Any] | None:
+        """The job's ConfigMap (None when there is none) from a read sent after this call began.
+
+        Restores arriving together join one read: the first opens it and yields once, so
+        that the others started in the same moment (a term starting every job) join, then
+        closes it and sends it. One key is a GET, several a LIST by label.
+        """
+        name = config_map_name(job_key)
+        while True:
+            read = self._joinable
+            if read is not None:
+                read.keys.add(job_key)
+                await read.done.wait()
+            else:
+                read = self._joinable = _RestoreRead()
+                read.keys.add(job_key)
+                try:
+                    await trio.lowlevel.checkpoint()  # let the restores started with this one join
+                finally:
+                    if self._joinable is read:
+                        self._joinable = None
+                await self._send_read(read)
+            if read.abandoned:
+                continue
+            if read.error is not None:
+                # a new exception per caller: one instance raised in many tasks collects all their tracebacks
+                raise _for_caller(read.error) from read.error
+            return read.found.get(name)
+
+    async def _send_read(self, read: _RestoreRead) -> None:
+        try:
+            async with self._requests:
+                if len(read.keys) == 1:
+                    (key,) = read.keys
+                    name = config_map_name(key)
+                    with contextlib.suppress(NotFound):
+                        read.found[name] = await self._client.get(CONFIGMAPS, self._namespace, name)
+                else:
+                    items, _ = await self._client.list(CONFIGMAPS, self._namespace, label_selector=LABEL_SELECTOR)
+                    wanted = {config_map_name(key) for key in read.keys}
+                    for item in items:
+                        name = str((item.get("metadata") or {}).get("name", ""))
+                        if name in wanted:
+                            read.found[name] = item
+        except trio.Cancelled:
+            read.abandoned = True
+            raise
+        except Exception as exc:
+            read.error = exc  # raised to every caller of the read by _read_afresh
+        finally:
+            read.done.set()
 
     async def make_durable(self, job_key: str, *, max_age_ms: int = 0) -> None:
         if job_key not in self._dirty:
@@ -246,12 +326,13 @@ class ClusterStateStore:
             version = self._versions.get(job_key, "")
         for _attempt in range(3):
             try:
-                if version:
-                    body["metadata"]["resourceVersion"] = version
-                    written = await self._client.update(CONFIGMAPS, self._namespace, body)
-                else:
-                    body["metadata"].pop("resourceVersion", None)
-                    written = await self._client.create(CONFIGMAPS, self._namespace, body)
+                async with self._requests:
+                    if version:
+                        body["metadata"]["resourceVersion"] = version
+                        written = await self._client.update(CONFIGMAPS, self._namespace, body)
+                    else:
+                        body["metadata"].pop("resourceVersion", None)
+                        written = await self._client.create(CONFIGMAPS, self._namespace, body)
             except (Conflict, AlreadyExists, NotFound):
                 self._counts["conflicts"] += 1
                 logger.warning("remote write state changed by another writer", extra={"job": job_key})
@@ -265,7 +346,8 @@ class ClusterStateStore:
 
     async def _refresh_version(self, job_key: str) -> None:
         try:
-            found = await self._client.get(CONFIGMAPS, self._namespace, config_map_name(job_key))
+            async with self._requests:
+                found = await self._client.get(CONFIGMAPS, self._namespace, config_map_name(job_key))
         except NotFound:
             self._versions[job_key] = ""
             return
@@ -291,8 +373,15 @@ class ClusterStateStore:
             self._versions.pop(job_key, None)
             self._written_at.pop(job_key, None)
             with contextlib.suppress(NotFound):
-                await self._client.delete(CONFIGMAPS, self._namespace, config_map_name(job_key))
+                async with self._requests:
+                    await self._client.delete(CONFIGMAPS, self._namespace, config_map_name(job_key))
         self._locks.pop(job_key, None)
+
+
+def _for_caller(error: Exception) -> Exception:
+    if isinstance(error, APIError):
+        return APIError(error.status, error.reason, error.message)
+    return RuntimeError(f"{type(error).__name__}: {error}")
 
 
 def job_keys_of(config_maps: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
