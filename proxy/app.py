@@ -200,6 +200,9 @@ class ProxyApp:
             route, path_params = matched
             if method not in route.methods:
                 raise MethodNotAllowed(f"method {method} not allowed for {route.template}")
+            if _header(scope, b"content-length") is not None and _header(scope, b"transfer-encoding") is not None:
+                # RFC 9112 6.3: a request framed both ways is how requests are smuggled past a proxy
+                raise BadRequest("a request may not have both Content-Length and Transfer-Encoding")
             body = await self._read_body(receive)
             query_string = scope.get("query_string", b"")
             parse = functools.partial(
