@@ -15,6 +15,14 @@ Each cycle reads up to ``now - safety_delay`` (the source commits a scrape's sam
 its end, stamped with its start). A job's first cycle starts at the state store's cursor
 (``resume_from`` when given) or one interval back.
 
+A job's first cycle runs as soon as it starts; its later ones keep a phase of their own
+within the interval, taken from a hash of the job's key (the second cycle comes between
+half an interval and one and a half after the first). A leadership term starts every job
+at once, and without phases a thousand jobs would stay in step: every interval all of them
+would queue for the ``max_concurrent_jobs`` read slots at the same moment, each cycle's
+time would be mostly that wait, and the last in the queue would be the first to run into
+their deadline. The destinations of one job share its phase, so they still read together.
+
 Fault isolation: every failure of one job (a Secret that cannot be read, a source or
 destination that fails, a bug) is caught at that destination's cycle boundary, recorded
 with a reason (``JobStatus.failure_reason``) for status and Events, logged, and retried
@@ -26,6 +34,7 @@ each run starts every wanted job afresh from the state store.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -115,6 +124,12 @@ class RunnerStatistics:
     cycle_duration_buckets: tuple[int, ...] = ()
     """Cumulative counts of destination cycles at most each of ``CYCLE_BUCKETS_S`` long (then +Inf)."""
     cycle_duration_sum_s: float = 0.0
+
+
+def _phase_of(job_key: str) -> float:
+    """Where in its interval a job's cycles fall, as a fraction in [0, 1): stable, spread evenly."""
+    digest = hashlib.blake2b(job_key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 class _RunningJob:
@@ -380,7 +395,9 @@ class JobRunner:
     async def _run_destination(self, running: _RunningJob, index: int, pipeline: Pipeline) -> None:
         interval_s = running.job.interval_ms / 1000
         first_start_ms = self._now_ms() - self._safety_delay_ms - running.job.interval_ms
-        next_tick = trio.current_time()
+        started = trio.current_time()
+        # the first cycle at once, the next at this job's phase: see the module docstring
+        next_tick = started + interval_s * (_phase_of(running.job.key) - 0.5)
         while True:
             end_ms = self._now_ms() - self._safety_delay_ms
             finished = False

@@ -297,3 +297,25 @@ async def test_listeners_hear_of_every_cycle(world: _World, jump_clock: trio.tes
         await trio.sleep(3 * INTERVAL_MS / 1000 - 1)
         nursery.cancel_scope.cancel()
     assert heard.count("team-a/forward") >= 4  # started, three cycles, stopped
+
+
+async def test_jobs_started_together_run_their_first_cycle_at_once_then_spread_over_the_interval(
+    world: _World, jump_clock: trio.testing.MockClock
+) -> None:
+    interval_s = INTERVAL_MS / 1000
+    heard: dict[str, list[float]] = defaultdict(list)
+    world.runner.add_listener(lambda key: heard[key].append(trio.current_time()))
+    keys = [f"team-{i}/forward" for i in range(20)]
+    world.runner.set_jobs({key: _job(key.split("/")[0]) for key in keys})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(world.runner.run)
+        await trio.sleep(3 * interval_s)
+        nursery.cancel_scope.cancel()
+    # each job was heard of when it started, then at the end of each cycle
+    first = [heard[key][1] for key in keys]
+    second = [heard[key][2] for key in keys]
+    third = [heard[key][3] for key in keys]
+    assert max(first) < 1.0
+    assert all(0.5 * interval_s <= t < 1.5 * interval_s + 1.0 for t in second)
+    assert max(second) - min(second) > interval_s / 2  # not in step: spread over the interval
+    assert all(abs(c - b - interval_s) < 1.0 for b, c in zip(second, third, strict=True))  # then every interval
