@@ -361,3 +361,28 @@ async def test_objects_outside_the_watched_namespaces_get_no_status(
         statistics = writer.statistics().controller
         assert statistics is not None and statistics.queue_depth == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_many_objects_are_written_concurrently_while_the_api_server_is_slow(
+    harness: _Harness, kube: KubeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_flight, most = 0, 0
+    patch_status = kube.patch_status
+
+    async def slow_patch_status(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            await trio.sleep(0.3)
+            return await patch_status(*args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(kube, "patch_status", slow_patch_status)
+    names = [f"app-{i}" for i in range(12)]
+    for name in names:
+        await harness.create(name, ["up"])
+    for name in names:
+        await harness.wait_condition(name, "Ready", "True")
+    assert most >= 4  # not two at a time: the writer keeps up with 1,000 objects on a slow API server
