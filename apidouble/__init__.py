@@ -36,8 +36,9 @@ for a missing one, the namespace name label, ``Status: Success`` answering delet
 plain ``404 page not found`` of unknown API groups, 415 for an unknown patch type before
 the object is looked up, MicroTime's six fractional digits, the wording of strict-decoding
 and field-selector errors, review answers that leave false fields out, the built-in table
-columns of ConfigMaps, Secrets, Namespaces and Leases, and non-resource review rules that
-matched resources. What still differs, and why it does not matter to our code:
+columns of ConfigMaps, Secrets, Namespaces and Leases, non-resource review rules that
+matched resources, and ``events.k8s.io/v1``, now served over the core Events' storage
+(:mod:`.eventsapi`). What still differs, and why it does not matter to our code:
 
 ==============================  ================================  ======================================================
 What                            The double                        Why it does not matter
@@ -69,6 +70,8 @@ Owner references                not followed                      garbage collec
 Defaulting and validation of    metadata and MicroTime only; no   we write Events, Leases, ConfigMaps and MetricAccess
 built-in kinds                  clusterIP, no pod defaults        status; discovered Services and Pods are seeded as
                                                                   given
+events.k8s.io/v1 validation     eventTime's format only           the real server also requires reportingController,
+                                                                  reportingInstance and action; our recorder sends them
 metadata.managedFields          not kept                          nothing reads them
 Tables of other built-in kinds  Name and Age only                 kubectl's human output; our code never reads Tables
 /openapi/v2                     404 (v3 only)                     kubectl reads v3; our code reads neither

@@ -90,7 +90,8 @@ def get_object(cluster: Cluster, info: ResourceInfo, *, namespace: str, name: st
     Raises:
         NotFoundError: no such object.
     """
-    key = ObjectKey(group=info.group, resource=info.resource, namespace=namespace, name=name)
+    stored_as = info.group_resource
+    key = ObjectKey(group=stored_as.group, resource=stored_as.resource, namespace=namespace, name=name)
     obj = cluster.store.get(key)
     if obj is None:
         raise NotFoundError.for_object(group=info.group, resource=info.resource, name=name)
@@ -128,6 +129,7 @@ async def list_objects(cluster: Cluster, info: ResourceInfo, *, namespace: str |
     labels = parse_label_selector(request.param("labelSelector"))
     fields = parse_field_selector(request.param("fieldSelector"))
     fields.check_supported(info.field_selectors)
+    fields = fields.renamed(info.field_aliases)
     limit_text = request.param("limit") or "0"
     if not limit_text.isdigit():
         raise BadRequestError(f'limit: Invalid value: "{limit_text}": must be a non-negative integer')
@@ -186,5 +188,6 @@ def _render_list(info: ResourceInfo, items: list[dict[str, Any]], metadata: dict
     if info.custom:
         rendered = [info.present(obj) for obj in items]
     else:
-        rendered = [{k: v for k, v in obj.items() if k not in ("apiVersion", "kind")} for obj in items]
+        rendered = [{k: v for k, v in info.present(obj).items() if k not in ("apiVersion", "kind")}
+                    for obj in items]
     return {"apiVersion": info.group_version, "kind": info.list_kind, "metadata": metadata, "items": rendered}

@@ -9,16 +9,19 @@ Contract: objects are stored per group and resource, not per version, as the rea
 stores one copy in its storage version; a custom resource served in several versions is
 the same object under each (conversion strategy ``None``: only ``apiVersion`` changes).
 Built-in kinds are not validated beyond their metadata; their generation, status and
-defaulting rules are simplified to the ones listed on each entry.
+defaulting rules are simplified to the ones listed on each entry. A resource may also be
+stored as another one (``storage``), converted on the way in and out: ``events.k8s.io/v1``
+Events are core Events (:mod:`.eventsapi`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import eventsapi
 from .schema import ObjectSchema
 
 __all__ = [
@@ -101,6 +104,12 @@ class ResourceInfo:
     schema: ObjectSchema | None = field(default=None, compare=False)
     """Structural schema of a custom resource version (defaulting, pruning, validation)."""
     printer_columns: tuple[PrinterColumn, ...] = ()
+    storage: GroupResource | None = None
+    """Stored as this other resource (converted by ``to_storage``/``from_storage``)."""
+    to_storage: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, compare=False)
+    from_storage: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, compare=False)
+    field_aliases: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """Field selector paths of this API, as the stored object's paths they select on."""
 
     @property
     def group_version(self) -> str:
@@ -109,11 +118,17 @@ class ResourceInfo:
 
     @property
     def group_resource(self) -> GroupResource:
-        """The storage identity shared by every version."""
-        return GroupResource(group=self.group, resource=self.resource)
+        """The storage identity shared by every version (and by a resource stored as another)."""
+        return self.storage or GroupResource(group=self.group, resource=self.resource)
+
+    def stored_form(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Return an object written through this resource as it is stored."""
+        return self.to_storage(obj) if self.to_storage is not None else obj
 
     def present(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Return the stored object as served at this version (a shallow copy when it differs)."""
+        if self.from_storage is not None:
+            return self.from_storage(obj)
         if obj.get("apiVersion") == self.group_version and obj.get("kind") == self.kind:
             return obj
         return {"apiVersion": self.group_version, "kind": self.kind,
@@ -160,6 +175,10 @@ def builtin_resources() -> tuple[ResourceInfo, ...]:
         _core("configmaps", "configmap", "ConfigMap", namespaced=True, short_names=("cm",)),
         _core("events", "event", "Event", namespaced=True, short_names=("ev",), field_selectors=_EVENT_FIELDS),
         _core("serviceaccounts", "serviceaccount", "ServiceAccount", namespaced=True, short_names=("sa",)),
+        _grouped("events.k8s.io", "v1", "events", "event", "Event", namespaced=True, short_names=("ev",),
+                 storage=GroupResource(group="", resource="events"), to_storage=eventsapi.to_core,
+                 from_storage=eventsapi.from_core, field_aliases=eventsapi.FIELD_ALIASES,
+                 field_selectors=eventsapi.SELECTABLE_FIELDS),
         _grouped("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", namespaced=True),
         _grouped("coordination.k8s.io", "v1", "leases", "lease", "Lease", namespaced=True),
         _grouped("apps", "v1", "deployments", "deployment", "Deployment", namespaced=True,

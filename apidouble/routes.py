@@ -210,6 +210,7 @@ async def route(cluster: Cluster, request: Request, *, gate: Gate, server_addres
             labels = parse_label_selector(request.param("labelSelector"))
             fields = parse_field_selector(request.param("fieldSelector"))
             fields.check_supported(info.field_selectors)
+            fields = fields.renamed(info.field_aliases)
             return [obj for obj in cluster.store.items(info.group_resource, namespace=target.namespace)
                     if labels.matches(obj) and fields.matches(obj)]
 
@@ -225,6 +226,7 @@ def _watch(cluster: Cluster, target: ResourcePath, request: Request, *, gate: Ga
     if target.name is not None:
         fields = parse_field_selector(",".join(filter(None, [request.param("fieldSelector"),
                                                              f"metadata.name={target.name}"])))
+    fields = fields.renamed(info.field_aliases)
     timeout_text = request.param("timeoutSeconds")
     if timeout_text is not None and not timeout_text.isdigit():
         raise BadRequestError(f'timeoutSeconds: Invalid value: "{timeout_text}"')

@@ -95,6 +95,15 @@ class LabelSelector:
         """True when the selector selects everything."""
         return not self.requirements
 
+    def renamed(self, aliases: Mapping[str, str]) -> FieldSelector:
+        """The same terms on the stored object's paths (for a resource stored as another one)."""
+        if not aliases:
+            return self
+        return FieldSelector(requirements=tuple(
+            FieldRequirement(path=aliases.get(r.path, r.path), value=r.value, negated=r.negated)
+            for r in self.requirements
+        ))
+
 
 _TOKEN = re.compile(r"\s*(?:(?P<op>!=|==|=|!|\(|\)|,|>|<)|(?P<word>[^\s,=!()<>]+))")
 
@@ -227,6 +236,15 @@ class FieldSelector:
     def empty(self) -> bool:
         """True when the selector selects everything."""
         return not self.requirements
+
+    def renamed(self, aliases: Mapping[str, str]) -> FieldSelector:
+        """The same terms on the stored object's paths (for a resource stored as another one)."""
+        if not aliases:
+            return self
+        return FieldSelector(requirements=tuple(
+            FieldRequirement(path=aliases.get(r.path, r.path), value=r.value, negated=r.negated)
+            for r in self.requirements
+        ))
 
     def check_supported(self, supported: Iterable[str]) -> None:
         """Refuse paths the resource does not index, with the real server's words.

@@ -190,12 +190,11 @@ def create(cluster: Cluster, info: ResourceInfo, *, namespace: str, request: Req
         return WriteResult(status=201, object=answer_subject_access_review(cluster.rules, body))
     if info.namespaced:
         check_namespace_open(cluster.store, namespace)
-    obj = prepare_create(info, body, namespace=namespace)
+    obj = prepare_create(info, info.stored_form(body), namespace=namespace)
     if (info.group, info.resource) == _NAMESPACE:
         prepare_namespace(obj)
     obj, warnings = _admit(cluster, info, obj, old=None, request=request)
-    key = ObjectKey(group=info.group, resource=info.resource, namespace=namespace if info.namespaced else "",
-                    name=obj["metadata"]["name"])
+    key = _key(info, namespace, obj["metadata"]["name"])
     if cluster.store.get(key) is not None:
         raise AlreadyExistsError.for_object(group=info.group, resource=info.resource, name=key.name)
     if _dry_run(request):
@@ -210,8 +209,9 @@ def _dry_run(request: Request) -> bool:
 
 
 def _key(info: ResourceInfo, namespace: str, name: str) -> ObjectKey:
-    return ObjectKey(group=info.group, resource=info.resource, namespace=namespace if info.namespaced else "",
-                     name=name)
+    stored_as = info.group_resource
+    return ObjectKey(group=stored_as.group, resource=stored_as.resource,
+                     namespace=namespace if info.namespaced else "", name=name)
 
 
 def _replace(cluster: Cluster, info: ResourceInfo, key: ObjectKey, old: dict[str, Any], body: dict[str, Any], *,
@@ -249,7 +249,7 @@ def update(cluster: Cluster, info: ResourceInfo, *, namespace: str, name: str, r
     wanted = body["metadata"].get("resourceVersion")
     if wanted and wanted != old["metadata"]["resourceVersion"]:
         raise ConflictError.stale(group=info.group, resource=info.resource, name=name)
-    return _replace(cluster, info, key, old, body, status_only=status_only, request=request)
+    return _replace(cluster, info, key, old, info.stored_form(body), status_only=status_only, request=request)
 
 
 def patch(cluster: Cluster, info: ResourceInfo, *, namespace: str, name: str, request: Request,
@@ -272,7 +272,7 @@ def patch(cluster: Cluster, info: ResourceInfo, *, namespace: str, name: str, re
     if info.namespaced:
         metadata["namespace"] = namespace
     _check_identity(info, patched, namespace=namespace, name=name)
-    return _replace(cluster, info, key, old, patched, status_only=status_only, request=request)
+    return _replace(cluster, info, key, old, info.stored_form(patched), status_only=status_only, request=request)
 
 
 def _delete_one(cluster: Cluster, info: ResourceInfo, key: ObjectKey, old: dict[str, Any]) -> dict[str, Any]:
@@ -353,6 +353,7 @@ def seed(cluster: Cluster, info: ResourceInfo, body: dict[str, Any]) -> dict[str
     request = Request(method="POST", path="")
     key = _key(info, namespace, str(metadata.get("name", "")))
     old = cluster.store.get(key) if key.name else None
+    body = info.stored_form(body)
     if old is None:
         obj = prepare_create(info, body, namespace=namespace)
         if (info.group, info.resource) == _NAMESPACE:

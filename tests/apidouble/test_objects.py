@@ -289,6 +289,24 @@ def test_events_can_be_created_and_listed_by_involved_object(core: client.CoreV1
     assert [item.message for item in found.items] == ["ok"]
 
 
+def test_events_api_and_core_events_are_the_same_objects(http: httpx.Client, namespace: str) -> None:
+    new_api = f"/apis/events.k8s.io/v1/namespaces/{namespace}/events"
+    event = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "ma.1"},
+             "eventTime": "2024-01-01T00:00:00.000000Z", "reportingController": "mtproxy",
+             "reportingInstance": "mtproxy-0", "action": "Reconcile", "reason": "Validated", "type": "Normal",
+             "note": "grants 1 rule", "regarding": {"kind": "MetricAccess", "name": "a", "namespace": namespace}}
+    created = http.post(new_api, json=event)
+    assert created.status_code == 201, created.text
+    core = http.get(f"/api/v1/namespaces/{namespace}/events/ma.1").json()
+    assert (core["message"], core["reportingComponent"], core["involvedObject"]["name"]) == (
+        "grants 1 rule", "mtproxy", "a")
+    selected = http.get(new_api, params={"fieldSelector": "regarding.name=a,reason=Validated"}).json()["items"]
+    assert [item["note"] for item in selected] == ["grants 1 rule"]
+    assert http.get(new_api, params={"fieldSelector": "regarding.name=b"}).json()["items"] == []
+    bad_time = http.post(new_api, json={**event, "metadata": {"name": "ma.2"}, "eventTime": "2024-01-01T00:00:00Z"})
+    assert bad_time.status_code == 400
+
+
 def test_creating_in_a_missing_namespace_is_404(core: client.CoreV1Api) -> None:
     with pytest.raises(client.ApiException) as caught:
         core.create_namespaced_config_map("no-such-namespace", {"metadata": {"name": "c"}})
