@@ -7,7 +7,9 @@ Guarantees:
   ``ready_timeout_s``, fails the start with :class:`ChildFailed`, which names the server
   and quotes the end of its log.
 - **Never outlives dev.** Cancelling ``run`` stops the process (SIGTERM, then SIGKILL after
-  ``stop_grace_s``) and waits for it, shielded from the cancellation; the process is also
+  ``stop_grace_s``) and waits for it, shielded from the cancellation; with ``stop_after``
+  (another server's ``stopped``) it first waits for that one, so etcd outlives the API
+  server that needs it to shut down; the process is also
   asked to die with its parent (Linux ``PR_SET_PDEATHSIG``), so even a SIGKILLed
   ``mtproxy dev`` leaves no server behind.
 - **Own process group.** The terminal's Ctrl-C reaches ``mtproxy dev`` only, which stops
@@ -108,6 +110,7 @@ class ChildServer:
         ready_timeout_s: float = 60.0,
         stop_grace_s: float = 10.0,
         verify: bool = True,
+        stop_after: trio.Event | None = None,
     ) -> None:
         if ready_timeout_s <= 0 or stop_grace_s <= 0:
             raise ValueError("ready_timeout_s/stop_grace_s: must be positive")
@@ -119,6 +122,9 @@ class ChildServer:
         self._ready_timeout_s = ready_timeout_s
         self._stop_grace_s = stop_grace_s
         self._verify = verify
+        self._stop_after = stop_after
+        self.stopped = trio.Event()
+        """Set once the process has been stopped (or has exited) and waited for."""
         self._state = ChildState.STARTING
         self._pid: int | None = None
         self._exit_code: int | None = None
@@ -192,6 +198,9 @@ class ChildServer:
         raise ChildFailed(f"{self.name} {why}" + (f"; its log ends:\n{tail}" if tail else ""))
 
     async def _stop(self, process: subprocess.Popen[bytes]) -> None:
+        if self._stop_after is not None and process.poll() is None:
+            with trio.move_on_after(self._stop_grace_s):
+                await self._stop_after.wait()
         if process.poll() is None:
             process.terminate()
             with trio.move_on_after(self._stop_grace_s):
@@ -203,3 +212,4 @@ class ChildServer:
         if self._state is not ChildState.EXITED:
             self._state = ChildState.STOPPED
         self._exit_code = process.returncode
+        self.stopped.set()

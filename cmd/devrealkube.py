@@ -104,25 +104,6 @@ async def run_real(
     tokens.chmod(0o600)
     signing_key, public_key = _service_account_keys(workdir)
     etcd_url = f"http://{LOOPBACK}:{ports.etcd}"
-    etcd = ChildServer(
-        "etcd",
-        [
-            str(etcd_binary),
-            "--name=mtproxy-dev",
-            f"--data-dir={workdir / 'etcd'}",
-            f"--listen-client-urls={etcd_url}",
-            f"--advertise-client-urls={etcd_url}",
-            # a single member: nobody dials the peer port, so any free one does
-            f"--listen-peer-urls=http://{LOOPBACK}:0",
-            f"--initial-advertise-peer-urls=http://{LOOPBACK}:2380",
-            f"--initial-cluster=mtproxy-dev=http://{LOOPBACK}:2380",
-            "--unsafe-no-fsync",
-            "--log-level=warn",
-        ],
-        url=etcd_url,
-        ready_path="/health",
-        log_path=workdir / "etcd.log",
-    )
     url = f"https://{LOOPBACK}:{ports.apiserver}"
     apiserver = ChildServer(
         "kube-apiserver",
@@ -147,6 +128,26 @@ async def run_real(
         log_path=workdir / "kube-apiserver.log",
         ready_timeout_s=120.0,
         verify=False,
+    )
+    etcd = ChildServer(
+        "etcd",
+        [
+            str(etcd_binary),
+            "--name=mtproxy-dev",
+            f"--data-dir={workdir / 'etcd'}",
+            f"--listen-client-urls={etcd_url}",
+            f"--advertise-client-urls={etcd_url}",
+            # a single member: nobody dials the peer port, so any free one does
+            f"--listen-peer-urls=http://{LOOPBACK}:0",
+            f"--initial-advertise-peer-urls=http://{LOOPBACK}:2380",
+            f"--initial-cluster=mtproxy-dev=http://{LOOPBACK}:2380",
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ],
+        url=etcd_url,
+        ready_path="/health",
+        log_path=workdir / "etcd.log",
+        stop_after=apiserver.stopped,
     )
     try:
         async with trio.open_nursery() as nursery:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,10 +92,13 @@ class Dev:
     ready: dict[str, Any]
 
 
-def _start_dev(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Dev:
+def _start_dev(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout_s: float = 90) -> Dev:
+    """Run ``mtproxy dev`` in ``cwd`` on a copy of examples/dev (``cwd/objects``, edited by tests)."""
+    objects = cwd / "objects"
+    shutil.copytree(REPO / "examples" / "dev", objects)
     stdout, stderr = cwd / "dev.out", cwd / "dev.err"
     process = subprocess.Popen(
-        [str(MTPROXY), "dev", "--no-console", "--base-port", "0", "--objects", str(REPO / "examples" / "dev"), *args],
+        [str(MTPROXY), "dev", "--no-console", "--base-port", "0", "--objects", str(objects), *args],
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=stdout.open("wb"),
@@ -111,7 +115,7 @@ def _start_dev(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Dev:
         return None
 
     try:
-        ready = _eventually(ready_line, timeout_s=90, what="the ready line", log=stderr)
+        ready = _eventually(ready_line, timeout_s=timeout_s, what="the ready line", log=stderr)
     except BaseException:
         process.kill()
         raise
@@ -136,6 +140,22 @@ def dev(tmp_path: Path) -> Iterator[Dev]:
     if started.process.poll() is None:
         started.process.kill()
         started.process.wait()
+
+
+def _kubectl_table(dev: Dev, kubectl: list[str]) -> dict[str, str] | None:
+    """NAME → READY of ``kubectl get ma -A``, or None when it fails."""
+    completed = subprocess.run(kubectl, cwd=dev.cwd, capture_output=True, text=True, timeout=30, check=False)
+    lines = completed.stdout.splitlines()
+    if completed.returncode != 0 or not lines:
+        return None
+    header = lines[0].split()
+    name, ready = header.index("NAME"), header.index("READY")
+    return {line.split()[name]: line.split()[ready] for line in lines[1:]}
+
+
+def _all_ready(dev: Dev, kubectl: list[str]) -> dict[str, str] | None:
+    table = _kubectl_table(dev, kubectl)
+    return table if table is not None and len(table) == 3 and set(table.values()) == {"True"} else None
 
 
 def _kubectl(dev: Dev) -> list[str]:
@@ -181,23 +201,11 @@ def test_dev_headless_serves_forwards_shows_ready_and_stops_clean(dev: Dev) -> N
 
     # kubectl through .dev/kubeconfig: every object Ready=True, with the status columns
     kubectl = _kubectl(dev)
-
-    def all_ready() -> str | None:
-        completed = subprocess.run(kubectl, cwd=dev.cwd, capture_output=True, text=True, timeout=30, check=False)
-        lines = completed.stdout.splitlines()
-        if completed.returncode != 0 or len(lines) != 4:
-            return None
-        header = lines[0].split()
-        ready = header.index("READY")
-        return completed.stdout if all(line.split()[ready] == "True" for line in lines[1:]) else None
-
-    table = _eventually(all_ready, timeout_s=90, what="READY True for every MetricAccess", log=dev.stderr)
-    assert {"READY", "SERIES", "LAST", "WRITE"} <= set(table.splitlines()[0].split())
-    assert {line.split()[1] for line in table.splitlines()[1:]} == {
-        "team-a-app",
-        "team-b-health",
-        "team-b-requests",
-    }
+    table = _eventually(lambda: _all_ready(dev, kubectl), timeout_s=90, what="READY True for every MetricAccess",
+                        log=dev.stderr)
+    assert set(table) == {"team-a-app", "team-b-health", "team-b-requests"}
+    header = subprocess.run(kubectl, cwd=dev.cwd, capture_output=True, text=True, timeout=30).stdout.splitlines()[0]
+    assert {"READY", "SERIES", "LAST", "WRITE"} <= set(header.split())
 
     # every printed command works as pasted (from dev's directory)
     for command in dev.ready["commands"]:
@@ -212,6 +220,20 @@ def test_dev_headless_serves_forwards_shows_ready_and_stops_clean(dev: Dev) -> N
             answer = json.loads(completed.stdout)
             expected = "error" if "team-c" in command else "success"
             assert answer["status"] == expected, (command, completed.stdout)
+
+    # an edit of the objects directory applies live: isolation off is denied by the guardrails
+    team_a = dev.cwd / "objects" / "tenants" / "team-a.yaml"
+    team_a.write_text(team_a.read_text().replace("metricIsolation: true", "metricIsolation: false"))
+
+    def denied() -> str | None:
+        completed = subprocess.run(
+            [*kubectl[:-3], "get", "ma", "-n", "team-a", "team-a-app", "-o",
+             'jsonpath={.metadata.generation} {.status.conditions[?(@.type=="Ready")].reason}'],
+            cwd=dev.cwd, capture_output=True, text=True, timeout=30, check=False,
+        )
+        return completed.stdout if completed.stdout == "2 PolicyDenied" else None
+
+    _eventually(denied, timeout_s=60, what="the edited object denied (generation 2, PolicyDenied)", log=dev.stderr)
 
     # SIGINT: every child gone, no temporary directory left, the kubeconfig removed
     assert _stop(dev) == []
@@ -229,6 +251,26 @@ def test_dev_without_prometheus_says_what_to_install_and_still_serves(tmp_path: 
         status, _ = _get(f"{dev.ready['proxy']}/-/healthy")
         assert status == 200
         assert _stop(dev) == []
+    finally:
+        if dev.process.poll() is None:
+            dev.process.kill()
+
+
+@pytest.mark.kube_apiserver
+def test_dev_on_the_real_kube_apiserver_turns_every_object_ready(tmp_path: Path) -> None:
+    located = locate(Program.KUBE_APISERVER)
+    if not (located.present and locate(Program.ETCD).present):
+        if in_ci():
+            pytest.fail("CI=true and kube-apiserver/etcd are not built (make testbin)")
+        pytest.skip("kube-apiserver and etcd are not built: make testbin")
+    dev = _start_dev(tmp_path, "--kube=real", "--port", str(free_port()), timeout_s=180)
+    try:
+        assert dev.ready["kube"]["kind"] == "real" and dev.ready["kube"]["url"].startswith("https://")
+        kubectl = _kubectl(dev)
+        _eventually(lambda: _all_ready(dev, kubectl), timeout_s=120, what="READY True on the real API server",
+                    log=dev.stderr)
+        assert _stop(dev) == []
+        assert sorted(p.name for p in (dev.cwd / ".dev").iterdir()) == []
     finally:
         if dev.process.poll() is None:
             dev.process.kill()
