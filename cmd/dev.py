@@ -97,16 +97,15 @@ def dev_commands(
     """The footer's commands, each working as printed from the current directory."""
     base = f"http://{LOOPBACK}:{ports.proxy}"
     commands = [
-        f"curl -g -s -H 'X-Tenant-Namespace: team-a' '{base}/api/v1/query?query=sum(rate(http_requests_total[1m]))'",
-        f"curl -g -s -H 'X-Tenant-Namespace: team-b' '{base}/api/v1/series?match[]=http_requests_total'",
-        f"curl -g -s -H 'X-Tenant-Namespace: team-c' '{base}/api/v1/query?query=up'   # 403: no MetricAccess",
+        f"curl -g -H 'X-Tenant-Namespace: team-a' '{base}/api/v1/query?query=sum(rate(http_requests_total[1m]))'",
+        f"curl -g -H 'X-Tenant-Namespace: team-b' '{base}/api/v1/series?match[]=http_requests_total'",
+        f"curl -g -H 'X-Tenant-Namespace: team-c' '{base}/api/v1/query?query=up'   # 403: no MetricAccess",
     ]
     first = next(iter(ports.tenant_prometheus.items()), None)
     if first is not None:
         tenant, port = first
         commands.append(
-            f"curl -g -s 'http://{LOOPBACK}:{port}/api/v1/query?query=http_requests_total'"
-            f"   # what {tenant}'s own Prometheus received"
+            f"curl -g 'http://{LOOPBACK}:{port}/api/v1/query?query=http_requests_total'   # {tenant}'s own Prometheus"
         )
     access = shlex.quote(f"{objects_dir}/tenants/team-b.yaml")
     commands.append(f"{mtproxy} enforce --namespace team-b --access {access} 'sum(http_requests_total)'")

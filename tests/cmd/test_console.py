@@ -172,6 +172,11 @@ def test_every_curl_command_disables_globbing(command: str) -> None:
         assert command.startswith("curl -g ")
 
 
+def test_printed_commands_leave_room_for_other_ports_and_paths() -> None:
+    for command in _snapshot().info.commands:
+        assert len(command) <= 117, command  # with a 5-digit --port still within 120 columns
+
+
 def test_the_readme_shows_the_golden_screen() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "```text\n" + GOLDEN.read_text() + "```" in readme, "README's expected screen differs from the golden file"
