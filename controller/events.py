@@ -158,8 +158,10 @@ class EventRecorder:
                 await self._client.create(EVENTS_V1, _namespace(involved), body)
                 return
             except NotFound as exc:
-                if "could not find the requested resource" not in exc.message:
-                    raise  # the API is served; the namespace (or something else) is missing
+                if 'namespaces "' in exc.message:
+                    raise  # the API is served; the namespace is missing
+                # "the server could not find the requested resource", or a bare
+                # "404 page not found" from a server that does not serve the group
                 self._api = "v1"
                 logger.info("events.k8s.io/v1 not served, recording core/v1 events")
         await self._client.create_event(

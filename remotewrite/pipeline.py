@@ -270,7 +270,7 @@ class RemoteWritePipeline(_Base):
         self._store.append_in_flight(self.reads.job.key, self.destination.name, sending)
         # what may reach the receiver is known to the state store before it is sent
         await self._store.make_durable(self.reads.job.key)
-        result = await self._sender.send(body, samples=count)
+        result = await self._sender.send(body, samples=count, resend=resend)
         if result.outcome is SendOutcome.RETRY_LATER:
             self._fail(result.error or "receiver unavailable", _failure_of(result))
             return False

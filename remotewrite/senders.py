@@ -240,7 +240,14 @@ class HttpSender:
         await self.aclose()
 
     async def _deliver(
-        self, method: str, url: str, *, body: bytes, content_headers: Mapping[str, str], samples: int
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes,
+        content_headers: Mapping[str, str],
+        samples: int,
+        resend: bool = False,
     ) -> SendResult:
         """Send until delivered, refused, or the caller's deadline leaves no room for the next wait.
 
@@ -288,6 +295,15 @@ class HttpSender:
                 await trio.sleep(wait_s)
                 continue
             except PermanentSendError as exc:
+                if resend and exc.status == 400:
+                    # a resend of a request whose answer never came: refused because it was stored
+                    logger.debug(
+                        "resent batch refused as already stored",
+                        extra={**log_extra, "status": exc.status, "samples": samples},
+                    )
+                    return SendResult(
+                        outcome=SendOutcome.DROPPED, status=exc.status, attempts=attempts, error=str(exc)
+                    )
                 reason = f"http_{exc.status}"
                 if samples:
                     self._dropped[reason] = self._dropped.get(reason, 0) + samples
@@ -419,12 +435,15 @@ class RemoteWriteSender(HttpSender):
             attempt_timeout_s=attempt_timeout_s,
         )
 
-    async def send(self, body: bytes, *, samples: int) -> SendResult:
+    async def send(self, body: bytes, *, samples: int, resend: bool = False) -> SendResult:
         """Deliver one request.
 
         Args:
             body: The snappy-compressed (block format) ``WriteRequest``.
             samples: How many samples it holds, for the sent and dropped counters.
+            resend: The samples of a request whose answer never came: a 400 then means they
+                were stored (a Prometheus receiver refuses samples it already has), which is
+                logged at info and counted neither as dropped nor as a failure.
 
         Returns:
             ``DELIVERED``, ``DROPPED`` or ``RETRY_LATER``; see the module docstring.
@@ -436,7 +455,12 @@ class RemoteWriteSender(HttpSender):
         if samples < 0:
             raise ValueError(f"samples must not be negative, got {samples}")
         return await self._deliver(
-            "POST", self._destination.url, body=body, content_headers=REMOTE_WRITE_HEADERS, samples=samples
+            "POST",
+            self._destination.url,
+            body=body,
+            content_headers=REMOTE_WRITE_HEADERS,
+            samples=samples,
+            resend=resend,
         )
 
 

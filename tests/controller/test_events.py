@@ -57,13 +57,17 @@ async def test_falls_back_to_core_v1_only_when_the_api_is_not_served() -> None:
     async with http:
         assert not await recorder.record(OBJECT, warning=True, reason="A", message="m")
         assert recorder.statistics().api == "events.k8s.io/v1"
-    not_served = _Server({"/apis/events.k8s.io": _status(404, "the server could not find the requested resource")})
-    recorder, http = _recorder(not_served)
-    async with http:
-        assert await recorder.record(OBJECT, warning=True, reason="A", message="m")
-        assert await recorder.record(OBJECT, warning=False, reason="B", message="m")
-    assert recorder.statistics().api == "v1"
-    assert not_served.paths[1:] == ["/api/v1/namespaces/team-a/events"] * 2
+    for answer in (
+        _status(404, "the server could not find the requested resource"),
+        httpx.Response(404, text="404 page not found"),  # kube-apiserver with the group switched off
+    ):
+        not_served = _Server({"/apis/events.k8s.io": answer})
+        recorder, http = _recorder(not_served)
+        async with http:
+            assert await recorder.record(OBJECT, warning=True, reason="A", message="m")
+            assert await recorder.record(OBJECT, warning=False, reason="B", message="m")
+        assert recorder.statistics().api == "v1"
+        assert not_served.paths[1:] == ["/api/v1/namespaces/team-a/events"] * 2
 
 
 async def test_repeats_are_recorded_once_and_a_flapping_object_is_rate_limited(

@@ -704,3 +704,17 @@ async def test_hanging_receiver_does_not_delay_another_sender(http: httpx.AsyncC
     assert result.outcome is SendOutcome.DELIVERED
     assert elapsed < 0.5
     assert not slow_done.is_set()
+
+
+async def test_a_resend_refused_with_400_is_not_counted_as_dropped_nor_as_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sender = _mock_sender(_Recording(httpx.Response(400, text="out of order sample")))
+    result = await sender.send(b"x", samples=5, resend=True)
+    assert (result.outcome, result.status) == (SendOutcome.DROPPED, 400)
+    stats = sender.statistics()
+    assert stats.samples_dropped_by_reason == () and stats.healthy
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    refused = await sender.send(b"x", samples=5)
+    assert refused.outcome is SendOutcome.DROPPED
+    assert sender.statistics().samples_dropped_by_reason == (("http_400", 5),)
