@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from mtproxy.api import CRD_FILENAME, APIValidationError, load_config, render_crd_yaml
 from mtproxy.cmd.check import run_check
 from mtproxy.cmd.logsetup import LEVELS, configure_logging
+from mtproxy.cmd.servicemetrics import version
 
 __all__ = ["build_parser", "console_main", "leader_election_namespace", "main"]
 
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mtproxy",
         description="Multi-tenant query proxy and lossless remote-write forwarder for a shared Prometheus.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     _add_service_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = commands.add_parser("check", help="validate MetricAccess manifests and config files")

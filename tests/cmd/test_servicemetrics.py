@@ -108,3 +108,13 @@ async def test_forwarding_series_match_what_the_receivers_acknowledged(jump_cloc
     assert value("prometheus_proxy_remote_write_highest_sent_timestamp_seconds", **ok) > EPOCH_MS / 1000
     assert value("prometheus_proxy_remote_write_cycle_duration_seconds_count") >= 6
     assert value("prometheus_proxy_build_info", version=version()) == 1
+
+
+def test_version_flag_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from mtproxy.cmd.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"mtproxy {version()}"
+    assert version() != "unknown"
