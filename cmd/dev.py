@@ -299,6 +299,9 @@ def run_dev(options: DevOptions) -> int:
         options.log_level, requests=requests, log_file=options.state_dir / "dev.log" if use_console else None
     )
     workdir = Path(tempfile.mkdtemp(prefix="run-", dir=options.state_dir))
+    if use_console:
+        print(f"mtproxy dev: starting the {options.kube} API server, the demo servers and the service "
+              f"(log: {_shown(options.state_dir / 'dev.log')})", flush=True)
     run = _Run(options, ports, workdir, missing=missing, tail=tail, requests=requests)
     status = 0
     try:

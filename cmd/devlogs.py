@@ -3,8 +3,8 @@
 - Plain mode (``--no-console``, or stdout not a terminal): JSON lines on stderr at
   ``--log-level``, as the service logs (:func:`mtproxy.cmd.logsetup.configure_logging`).
 - Console mode: the terminal belongs to the console, so JSON lines go to a log file
-  (``.dev/dev.log``, kept after the run for reading), and warnings and errors are also kept
-  by a :class:`LogTail` whose newest lines the console shows as notes.
+  (``.dev/dev.log``, kept after the run for reading), and warnings and errors of the last
+  minute are also kept by a :class:`LogTail`, whose lines the console shows as notes.
 
 Either way the proxy's ``request served`` records feed :class:`RecentRequests` even when
 ``--log-level`` is above info: the root logger lets info records be made, and the output
@@ -14,8 +14,11 @@ handlers keep their own level.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import logging
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mtproxy.cmd.devrequests import PROXY_REQUEST_LOGGER, RecentRequests
@@ -25,11 +28,13 @@ __all__ = ["LogTail", "configure_dev_logging"]
 
 
 class LogTail(logging.Handler):
-    """Keeps the ``keep`` newest records at WARNING or above as short lines."""
+    """Keeps the ``keep`` newest records at WARNING or above as short lines, for ``max_age_s``."""
 
-    def __init__(self, *, keep: int = 5) -> None:
+    def __init__(self, *, keep: int = 5, max_age_s: float = 60.0, clock: Callable[[], float] = time.time) -> None:
         super().__init__(level=logging.WARNING)
-        self._lines: collections.deque[str] = collections.deque(maxlen=keep)
+        self._lines: collections.deque[tuple[float, str]] = collections.deque(maxlen=keep)
+        self._max_age_s = max_age_s
+        self._clock = clock
         self._mutex = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -37,13 +42,15 @@ class LogTail(logging.Handler):
         text = f"{record.levelname.lower()}: {record.getMessage()}"
         if detail:
             text += " " + " ".join(f"{k}={str(v).splitlines()[0][:160]}" for k, v in detail.items())
+        stamp = dt.datetime.fromtimestamp(record.created, tz=dt.UTC).strftime("%H:%M:%S")
         with self._mutex:
-            self._lines.append(text)
+            self._lines.append((record.created, f"{stamp} {text}"))
 
     def lines(self) -> tuple[str, ...]:
-        """The newest lines, oldest first."""
+        """The newest lines not older than ``max_age_s``, oldest first."""
+        oldest = self._clock() - self._max_age_s
         with self._mutex:
-            return tuple(self._lines)
+            return tuple(line for created, line in self._lines if created >= oldest)
 
 
 def configure_dev_logging(level: str, *, requests: RecentRequests, log_file: Path | None) -> LogTail | None:

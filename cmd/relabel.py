@@ -7,7 +7,8 @@ dropped, values and timestamps kept); ``json`` is one JSON object of labels a li
 
 The rules file is either
 
-- a MetricAccess: then each series goes through exactly what its remote-write job does
+- a MetricAccess (other documents in the file, such as its Namespace, are passed over):
+  then each series goes through exactly what its remote-write job does
   (``mtproxy.remotewrite.SeriesTransform``, the forwarder's own code): only series its
   ``spec.metrics`` select are collected (with its ``labelSelectors`` and, under
   ``metricIsolation``, ``namespace="<its namespace>"``), then ``metricRelabelings``, then
@@ -72,7 +73,12 @@ def load_forwarding(text: str) -> Forwarding:
     Raises:
         ValueError: naming the rule, field or pattern at fault.
     """
-    document: Any = yaml.safe_load(text)
+    documents: list[Any] = [d for d in yaml.safe_load_all(text) if d is not None]
+    accesses = [d for d in documents if isinstance(d, dict) and d.get("kind") == "MetricAccess"]
+    if len(accesses) > 1:
+        names = ", ".join(str((d.get("metadata") or {}).get("name")) for d in accesses)
+        raise ValueError(f"rules file: {len(accesses)} MetricAccess documents ({names}); give a file with one")
+    document: Any = accesses[0] if accesses else (documents[0] if len(documents) == 1 else None)
     if isinstance(document, dict) and document.get("kind") == "MetricAccess":
         try:
             access = MetricAccessSchema().load(document)

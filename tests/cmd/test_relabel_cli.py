@@ -144,6 +144,13 @@ def test_bad_input_line_is_named_and_quoted(text: str, output_format: str, messa
     assert (status, err) == (1, message)
 
 
+def test_a_file_with_two_metricaccesses_is_refused_by_name() -> None:
+    two = (Path(__file__).resolve().parents[2] / "examples" / "multiple-metricaccess-per-namespace.yaml").read_text()
+    status, _, err = _run(two, "up 1\n")
+    assert status == 1
+    assert "2 MetricAccess documents (tenant-container-metrics, " in err
+
+
 def test_empty_rule_list_passes_everything_through() -> None:
     assert load_rules("[]") == ()
     assert _run("[]", "up 1\n")[1] == "up 1\n"
