@@ -55,10 +55,11 @@ test: venv system-packages test-binaries
 	$(PY) -P -m pytest $(PYTEST_ARGS)
 
 # What `make dev` needs: the project and its runtime dependencies only (no test extras, no
-# upgrade of pip), so a first run is quick. `make test` adds the test extras to the same venv.
+# upgrade of pip, no ahead-of-time bytecode: Python compiles what it imports, which halves
+# the install), so a first run is quick. `make test` adds the test extras to the same venv.
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e .
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -e .
 	touch $@
 
 dev: $(VENV)/.runtime
