@@ -8,22 +8,28 @@ the default share is a quarter (1 per tenant), and "no share" sets the per-tenan
 all 4 slots, which is how one shared limiter behaved before the fair queue.
 
 Reuses the tests' proxy harness and slow backend (``tests/proxy``). Nothing is asserted;
-``tests/proxy/test_fairness.py`` holds the goal (median within 1.5x).
+``tests/proxy/test_fairness.py`` holds the goal (median within 1.5x, issue "Hostile tenants",
+at a flood of 12). ``--quick`` runs the flood of 12 only; ``--json PATH`` also writes the
+figures (``bench/figures.py``).
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from figures import Goal, Report  # noqa: E402
 from proxy.proxyharness import RunningProxy, metric_access, start_proxy  # noqa: E402
 from proxy.slowbackend import start_slow_backend  # noqa: E402
 
@@ -32,6 +38,18 @@ from mtproxy.api import ProxyConfig  # noqa: E402
 SLOW_S = 1.5
 LIGHT = 30
 ACCESS = [metric_access("team-a", "app", ["slow_.*"]), metric_access("team-c", "app", ["up"])]
+FLOODS = (4, 12, 24)
+GOAL_FLOOD = 12
+GOAL_RATIO = Goal(op="<=", bound=1.5, source='issue "Hostile tenants": light median x unloaded, 12 slow queries')
+GOAL_OTHER_ANSWERS = Goal(op="<=", bound=0, source='issue "Hostile tenants": every request answered 200 or 429')
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    unloaded_s: list[float]
+    loaded_s: list[float]
+    other_answers: int
+    """Answers to either tenant other than 200 or 429."""
 
 
 async def _light(proxy: RunningProxy, statuses: collections.Counter[int]) -> list[float]:
@@ -50,7 +68,7 @@ def _ms(latencies: list[float]) -> str:
     return f"median {statistics.median(ordered) * 1000:7.2f} ms, p90 {p90 * 1000:7.2f}, max {ordered[-1] * 1000:7.1f}"
 
 
-async def _run(label: str, config: ProxyConfig, flood: int) -> None:
+async def _run(label: str, config: ProxyConfig, flood: int) -> Outcome:
     async with trio.open_nursery() as nursery:
         backend = await start_slow_backend(nursery, slow_s=SLOW_S)
         proxy = await start_proxy(nursery, backend.url, access=ACCESS, config=config)
@@ -75,18 +93,38 @@ async def _run(label: str, config: ProxyConfig, flood: int) -> None:
             f"{'':>19}team-c loaded   {_ms(loaded)}  x{ratio:.2f}; team-c {dict(light_statuses)}, team-a {dict(heavy)}"
         )
         nursery.cancel_scope.cancel()
+    other = sum(count for status, count in (light_statuses + heavy).items() if status not in (200, 429))
+    return Outcome(unloaded_s=unloaded, loaded_s=loaded, other_answers=other)
 
 
-async def _main() -> None:
-    for flood in (4, 12, 24):
-        await _run("share 1", ProxyConfig(max_concurrent_requests=4, queue_timeout="2s"), flood)
-        no_share = ProxyConfig(max_concurrent_requests=4, max_concurrent_requests_per_tenant=4, queue_timeout="2s")
-        await _run("no share", no_share, flood)
+async def _main(floods: tuple[int, ...], report: Report) -> None:
+    for flood in floods:
+        share = await _run("share 1", ProxyConfig(max_concurrent_requests=4, queue_timeout="2s"), flood)
+        no_share_config = ProxyConfig(
+            max_concurrent_requests=4, max_concurrent_requests_per_tenant=4, queue_timeout="2s"
+        )
+        no_share = await _run("no share", no_share_config, flood)
+        loaded, unloaded = statistics.median(share.loaded_s), statistics.median(share.unloaded_s)
+        report.add(f"light tenant median latency under a flood of {flood}, share 1", loaded * 1000, "ms",
+                   peers={"unloaded": loaded / unloaded,
+                          "no share (one limiter)": loaded / statistics.median(no_share.loaded_s)})
+        report.add(f"light tenant median loaded/unloaded, flood of {flood}, share 1", loaded / unloaded, "x",
+                   goal=GOAL_RATIO if flood == GOAL_FLOOD else None)
+        report.add(f"light tenant slowest query under a flood of {flood}, share 1", max(share.loaded_s) * 1000,
+                   "ms", peers={"no share (one limiter)": max(share.loaded_s) / max(no_share.loaded_s)})
+        report.add(f"answers other than 200/429, flood of {flood}", share.other_answers + no_share.other_answers,
+                   "requests", goal=GOAL_OTHER_ANSWERS)
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"the flood of {GOAL_FLOOD} only")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON to PATH")
+    args = parser.parse_args()
     print(f"max_concurrent_requests 4, queue_timeout 2s, slow queries held {SLOW_S} s, {LIGHT} light queries")
-    trio.run(_main)
+    report = Report("bench_fairness")
+    trio.run(_main, (GOAL_FLOOD,) if args.quick else FLOODS, report)
+    report.write(args.json)
     return 0
 
 

@@ -14,10 +14,17 @@ read from its own clock (``time.thread_time`` in the informer's thread,
 ``pthread_getcpuclockid`` for the double's thread and the update driver's). RSS cannot
 be split that way: the informer's share is estimated as the growth over the RSS before
 it started. No timing is asserted; the script prints and exits 0.
+
+``--sweep`` measures, instead, how the sync grows with the number of objects: one double
+seeded in steps (1,000 to 20,000 objects; up to 10,000 with ``--quick``), and at each step a
+fresh informer syncs and hands every object to a handler, timed as above. ``--quick``
+streams updates for 2 s instead of 5; ``--json PATH`` also writes the figures
+(``bench/figures.py``).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import statistics
@@ -30,7 +37,9 @@ from typing import Any
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from figures import Axis, Goal, Report, Sweep
 from kubetesting import METRICACCESSES, load_crd, metricaccess, open_kube
 
 from mtproxy.apidouble import RunningDouble, start_in_thread
@@ -45,6 +54,12 @@ TICK_S = 0.01
 SYNC_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 60.0
 SENT_AT = "bench.mtproxy/sent-at"
+QUICK_UPDATE_SECONDS = 2
+SWEEP_OBJECTS = (1_000, 2_000, 5_000, 10_000, 20_000)
+QUICK_SWEEP_OBJECTS = (1_000, 2_000, 5_000, 10_000)
+_SOURCE = 'issue "Controller runtime"'
+GOAL_SYNC_S = Goal(op="<", bound=3.0, source=_SOURCE + ": 10,000 objects, one core")
+GOAL_RSS_MB = Goal(op="<", bound=150.0, source=_SOURCE)
 
 
 def _rss_mb() -> float:
@@ -82,7 +97,8 @@ def _pin_to_one_cpu() -> str:
 class Handler:
     """Counts ADDED until every object arrived, then the lag of each UPDATED."""
 
-    def __init__(self) -> None:
+    def __init__(self, objects: int = OBJECTS) -> None:
+        self.objects = objects
         self.added = 0
         self.all_added = trio.Event()
         self.added_at = 0.0
@@ -95,7 +111,7 @@ class Handler:
         now = time.perf_counter()
         if change.type is ChangeType.ADDED:
             self.added += 1
-            if self.added == OBJECTS:
+            if self.added == self.objects:
                 self.added_at = now
                 self.all_added.set()
         elif change.type is ChangeType.UPDATED:
@@ -107,10 +123,10 @@ class Handler:
                     self.all_updated.set()
 
 
-def _drive_updates(double: RunningDouble, result: dict[str, float]) -> None:
-    """Write UPDATES_PER_S updates per second for UPDATE_SECONDS, in ticks, from this thread."""
+def _drive_updates(double: RunningDouble, result: dict[str, float], seconds: float) -> None:
+    """Write UPDATES_PER_S updates per second for ``seconds``, in ticks, from this thread."""
     per_tick = int(UPDATES_PER_S * TICK_S)
-    ticks = int(UPDATE_SECONDS / TICK_S)
+    ticks = int(seconds / TICK_S)
     started = time.perf_counter()
     sent = 0
     for tick in range(ticks):
@@ -125,7 +141,10 @@ def _drive_updates(double: RunningDouble, result: dict[str, float]) -> None:
     result["driver_cpu_s"] = time.thread_time()
 
 
-async def _measure(double: RunningDouble, double_thread: threading.Thread, rss_before_mb: float) -> None:
+async def _measure(
+    double: RunningDouble, double_thread: threading.Thread, rss_before_mb: float, update_seconds: float,
+    report: Report,
+) -> None:
     client, http = open_kube(double.url)
     handler = Handler()
     informer = Informer(client, METRICACCESSES, backoff_initial_s=0.05, backoff_max_s=0.5)
@@ -154,10 +173,15 @@ async def _measure(double: RunningDouble, double_thread: threading.Thread, rss_b
               f"the informer alone: {OBJECTS / informer_cpu:,.0f} objects per CPU-second")
         print(f"RSS after sync: {_rss_mb():.0f} MB (before the informer: {rss_before_mb:.0f} MB, "
               f"growth {_rss_mb() - rss_before_mb:.0f} MB)")
+        report.add(f"informer sync of {OBJECTS:,} objects", sync_s, "s", goal=GOAL_SYNC_S,
+                   note="list (500 per page) into the store; the API double shares the one pinned CPU")
+        report.add("informer sync, every ADDED handled", OBJECTS / handled_s, "objects/s")
+        report.add("informer CPU per object synced", informer_cpu / OBJECTS * 1e6, "µs",
+                   peers={"API double (same objects)": informer_cpu / double_cpu})
 
-        handler.updates_expected = int(UPDATES_PER_S * UPDATE_SECONDS)
+        handler.updates_expected = int(UPDATES_PER_S * update_seconds)
         driven: dict[str, float] = {}
-        driver = threading.Thread(target=_drive_updates, args=(double, driven), name="bench-driver")
+        driver = threading.Thread(target=_drive_updates, args=(double, driven, update_seconds), name="bench-driver")
         wall1, cpu1, double_cpu1 = time.perf_counter(), time.thread_time(), _thread_cpu_s(double_thread)
         driver.start()
         await trio.to_thread.run_sync(driver.join)
@@ -182,10 +206,86 @@ async def _measure(double: RunningDouble, double_thread: threading.Thread, rss_b
           f"apidouble thread {double_cpu:.2f} s ({double_cpu / elapsed:.0%}), "
           f"driver thread {driven.get('driver_cpu_s', 0):.2f} s")
     print(f"informer CPU per update: {informer_cpu / max(got, 1) * 1e6:.0f} us")
+    report.add(f"updates handled while {UPDATES_PER_S:,}/s are written", got / elapsed, "updates/s",
+               peers={"written": (got / elapsed) / max(sent / max(driven.get("elapsed_s", 1), 1e-9), 1e-9)})
+    report.add("update lag p99 (write -> handler)", p99, "ms",
+               note="the writer, the double and the informer share one pinned CPU")
+    report.add("informer CPU per update", informer_cpu / max(got, 1) * 1e6, "µs")
+
+
+async def _sync_once(double: RunningDouble, double_thread: threading.Thread, objects: int) -> dict[str, float]:
+    """A fresh informer's sync of the ``objects`` the double holds: wall and CPU seconds."""
+    client, http = open_kube(double.url)
+    handler = Handler(objects)
+    informer = Informer(client, METRICACCESSES, backoff_initial_s=0.05, backoff_max_s=0.5)
+    informer.add_handler(handler)
+    async with http, trio.open_nursery() as nursery:
+        wall0, cpu0, double_cpu0 = time.perf_counter(), time.thread_time(), _thread_cpu_s(double_thread)
+        await nursery.start(informer.run)
+        with trio.fail_after(SYNC_TIMEOUT_S):
+            await informer.wait_synced()
+            synced_at = time.perf_counter()
+            await handler.all_added.wait()
+        result = {
+            "sync_s": synced_at - wall0,
+            "handled_s": handler.added_at - wall0,
+            "informer_cpu_s": time.thread_time() - cpu0,
+            "double_cpu_s": _thread_cpu_s(double_thread) - double_cpu0,
+        }
+        nursery.cancel_scope.cancel()
+    return result
+
+
+def _sweep(double: RunningDouble, counts: tuple[int, ...], report: Report) -> None:
+    (double_thread,) = [t for t in threading.enumerate() if t.name == "apidouble"]
+    seeded = 0
+    lines: dict[str, list[tuple[float, float]]] = {
+        "sync, every ADDED handled (wall)": [], "informer thread CPU": [], "API double thread CPU": [],
+    }
+    for count in counts:
+        for first in range(seeded, count, SEED_BATCH):
+            double.seed([_object(i) for i in range(first, min(first + SEED_BATCH, count))])
+        seeded = count
+        result = trio.run(_sync_once, double, double_thread, count)
+        print(f"sweep: {count:>6,} objects synced in {result['sync_s']:.2f} s, handled in {result['handled_s']:.2f} s; "
+              f"CPU informer {result['informer_cpu_s']:.2f} s, double {result['double_cpu_s']:.2f} s")
+        lines["sync, every ADDED handled (wall)"].append((count, result["handled_s"]))
+        lines["informer thread CPU"].append((count, result["informer_cpu_s"]))
+        lines["API double thread CPU"].append((count, result["double_cpu_s"]))
+    largest = counts[-1]
+    report.add(f"informer sync of {largest:,} objects, every ADDED handled (sweep)",
+               lines["sync, every ADDED handled (wall)"][-1][1], "s",
+               peers={f"{counts[0]:,} objects": lines["sync, every ADDED handled (wall)"][-1][1]
+                      / lines["sync, every ADDED handled (wall)"][0][1]})
+    report.add_sweep(Sweep(
+        name="informer sync time vs objects", plot="informer_sync_vs_objects",
+        x=Axis(label="MetricAccess objects listed", unit="objects"), y=Axis(label="time", unit="s"),
+        lines=lines, log_x=True, log_y=True,
+        note="a fresh informer per point; the double (same process, same pinned CPU) serves the list",
+    ))
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sweep", action="store_true", help="sync time against the number of objects")
+    parser.add_argument("--quick", action="store_true", help="shorter update stream, smaller sweep")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON to PATH")
+    args = parser.parse_args()
     pinned = _pin_to_one_cpu()
+    if args.sweep:
+        report = Report("bench_informer --sweep")
+        counts = QUICK_SWEEP_OBJECTS if args.quick else SWEEP_OBJECTS
+        print(f"bench_informer --sweep: {', '.join(f'{n:,}' for n in counts)} MetricAccess objects in {NAMESPACES} "
+              f"namespaces; the API double and the informer share this process, {pinned}")
+        double = start_in_thread(history_limit=2 * max(counts))
+        try:
+            double.seed([load_crd()])
+            _sweep(double, counts, report)
+        finally:
+            double.stop()
+        report.write(args.json)
+        return 0
+    report = Report("bench_informer")
     print(f"bench_informer: {OBJECTS:,} MetricAccess objects in {NAMESPACES} namespaces; the API double and the "
           f"informer share this process, {pinned}")
     started = time.perf_counter()
@@ -198,13 +298,17 @@ def main() -> int:
               f"(not part of the figure)")
         (double_thread,) = [t for t in threading.enumerate() if t.name == "apidouble"]
         rss_before = _rss_mb()
-        trio.run(_measure, double, double_thread, rss_before)
+        update_seconds = QUICK_UPDATE_SECONDS if args.quick else UPDATE_SECONDS
+        trio.run(_measure, double, double_thread, rss_before, update_seconds, report)
     finally:
         double.stop()
     peak = _peak_rss_mb()
     print(f"peak RSS: {peak:.0f} MB for the whole process, double included (goal < 150 MB: {peak / 150:.2f} of "
           f"the budget); the informer's share is at most {peak - rss_before:.0f} MB over the "
           f"{rss_before:.0f} MB held before it started")
+    report.add("peak RSS, informer and API double together", peak, "MB", goal=GOAL_RSS_MB,
+               note=f"the informer's share is at most {peak - rss_before:.0f} MB")
+    report.write(args.json)
     return 0
 
 

@@ -29,13 +29,22 @@ second tenant. ``--file-state`` keeps the job's state as files mode does (``File
 a journal line per series per batch, a snapshot per window) instead of in memory
 (Kubernetes mode). ``--profile`` adds a cProfile of the first pass' warm cycle (``--profile cold``:
 its cold one). No timing is
-asserted; the script checks that each tenant holds every sample and exits 0.
+asserted; the script checks that each tenant holds every sample and exits 0 (1 when one does not).
+
+``--sweep`` then measures how the forwarding CPU grows with the number of series: jobs
+selecting 1 %, 5 %, 20 % and 50 % of the same source (``bench_metric_0{job="app-0"}``,
+``bench_metric_0``, ``bench_metric_[0-3]``, ``bench_metric_[0-9]``) each forward their two
+cycles, uninstrumented, into a fresh tenant Prometheus of their own (so every series is new
+to it); the first pass is the 100 % point. ``--series N`` forwards N series instead of
+100,000 (a multiple of 100); ``--quick`` is ``--series 20000`` without the instrumented
+second pass. ``--json PATH`` also writes the figures (``bench/figures.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import functools
 import gc
 import inspect
@@ -54,7 +63,9 @@ import httpx
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from figures import Axis, Goal, Report, Sweep
 from realservers.backfill import create_blocks
 from realservers.prometheus import infrastructure_prometheus, tenant_prometheus
 
@@ -83,6 +94,29 @@ BATCH_SIZE = 5000
 CYCLE_TIMEOUT_S = 600
 GOAL_SAMPLES_PER_CORE_S = 150_000
 GOAL_RSS_MB = 300
+QUICK_SERIES = 20_000
+_SOURCE = 'issue "Lossless remote-write pipeline"'
+GOAL_THROUGHPUT = Goal(op=">=", bound=GOAL_SAMPLES_PER_CORE_S, source=_SOURCE + ": end to end, per core")
+GOAL_RSS = Goal(op="<", bound=GOAL_RSS_MB, source=_SOURCE)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """The part of the source a job forwards."""
+
+    patterns: tuple[str, ...]
+    series: int
+
+
+def sweep_selections(series: int) -> list[Selection]:
+    """Nested parts of the source: metric 0 holds series/METRICS series, a fifth of them with job app-0."""
+    per_metric = series // METRICS
+    return [
+        Selection(patterns=('bench_metric_0{job="app-0"}',), series=per_metric // 5),
+        Selection(patterns=("bench_metric_0",), series=per_metric),
+        Selection(patterns=("bench_metric_[0-3]",), series=4 * per_metric),
+        Selection(patterns=("bench_metric_[0-9]",), series=10 * per_metric),
+    ]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -189,13 +223,13 @@ def _instrument(
 # -- data -------------------------------------------------------------------------------------------
 
 
-def _write_openmetrics(path: Path, first_s: int) -> None:
-    """SERIES series x SAMPLES_PER_SERIES samples, streamed (the file is never held in memory)."""
+def _write_openmetrics(path: Path, first_s: int, series: int) -> None:
+    """``series`` series x SAMPLES_PER_SERIES samples, streamed (the file is never held in memory)."""
     with path.open("w", encoding="utf-8") as out:
         for metric in range(METRICS):
             name = f"bench_metric_{metric}"
             out.write(f"# TYPE {name} gauge\n")
-            for index in range(metric, SERIES, METRICS):
+            for index in range(metric, series, METRICS):
                 address = f"10.{index % 200}.{index // 200 % 250}.7:8080"
                 labels = (
                     f'namespace="{NAMESPACE}",job="app-{index % 50}",instance="{address}",'
@@ -231,15 +265,17 @@ async def _forward(
     stages: Stages | None,
     profile: str | None,
     state_dir: Path | None,
+    selection: Selection,
+    quiet: bool = False,
 ) -> list[tuple[int, float, float]]:
-    """Two cycles into ``tenant_url``; (samples, wall s, process CPU s) per cycle."""
+    """Two cycles of the ``selection`` into ``tenant_url``; (samples, wall s, process CPU s) per cycle."""
     destination = Destination(
         kind=DestinationKind.REMOTE_WRITE, url=f"{tenant_url}/api/v1/write", name="http://tenant/api/v1/write"
     )
     job = RemoteWriteJob(
         namespace=NAMESPACE,
         name="bench",
-        rules=rules_for(["bench_.*"], label_selectors={}, isolation_namespace=NAMESPACE),
+        rules=rules_for(selection.patterns, label_selectors={}, isolation_namespace=NAMESPACE),
         interval_ms=30_000,
         destinations=(destination,),
         batch_size=BATCH_SIZE,
@@ -281,6 +317,8 @@ async def _forward(
         if stages is not None:
             _print_stages(CYCLE_LABELS[number - 1], *cycles[-1], stages)
             print(f"    of which garbage collection: {collections.summary()}")
+        elif quiet:
+            pass
         else:
             profiled = " [under cProfile: slower]" if profiler is not None and number == profiled_cycle else ""
             _print_throughput(CYCLE_LABELS[number - 1] + profiled, *cycles[-1])
@@ -291,11 +329,14 @@ async def _forward(
         http, tenant_url, f'sum(count_over_time({{__name__=~"bench_.*"}}[{SAMPLES_PER_SERIES * STEP_S}s]))', at_s
     )
     series = await _count(http, tenant_url, 'count({__name__=~"bench_.*"})', at_s)
-    expected = SERIES * SAMPLES_PER_SERIES
+    expected = selection.series * SAMPLES_PER_SERIES
+    complete = held == expected and series == selection.series
     print(
-        f"  tenant holds {held:,.0f} samples of {series:,.0f} series (expected {expected:,} of {SERIES:,}): "
-        f"{'complete' if held == expected and series == SERIES else 'INCOMPLETE'}"
+        f"  tenant holds {held:,.0f} samples of {series:,.0f} series (expected {expected:,} of "
+        f"{selection.series:,}): {'complete' if complete else 'INCOMPLETE'}"
     )
+    if not complete:
+        raise RuntimeError(f"the tenant holds {held:,.0f} samples of {series:,.0f} series, expected {expected:,}")
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
@@ -328,18 +369,83 @@ def _print_stages(label: str, samples: int, wall_s: float, cpu_s: float, stages:
 
 
 async def _run(
-    infra_url: str, tenant_urls: tuple[str, str], first_s: int, profile: str | None, state_dir: Path | None
-) -> None:
+    infra_url: str,
+    tenant_urls: tuple[str, str],
+    first_s: int,
+    *,
+    series: int,
+    profile: str | None,
+    state_dir: Path | None,
+    instrumented: bool,
+    report: Report,
+) -> list[tuple[int, float, float]]:
+    """The first pass (the figures) and, when ``instrumented``, the second (the stage table)."""
+    everything = Selection(patterns=("bench_.*",), series=series)
     async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), trust_env=False) as http:
         rss_before = _peak_rss_mb()
         print(f"peak RSS before the pipeline: {rss_before:.0f} MB")
         print("pass 1, uninstrumented, into tenant 1:")
         state = None if state_dir is None else state_dir / "pass-1"
-        await _forward(http, infra_url, tenant_urls[0], first_s * 1000, stages=None, profile=profile, state_dir=state)
-        print(f"  peak RSS: {_peak_rss_mb():.0f} MB (goal < {GOAL_RSS_MB} MB: {_peak_rss_mb() / GOAL_RSS_MB:.2f} x)")
-        print("pass 2, every stage timed (the timers add CPU of their own), into tenant 2:")
-        state = None if state_dir is None else state_dir / "pass-2"
-        await _forward(http, infra_url, tenant_urls[1], first_s * 1000, stages=Stages(), profile=None, state_dir=state)
+        cycles = await _forward(http, infra_url, tenant_urls[0], first_s * 1000, stages=None, profile=profile,
+                                state_dir=state, selection=everything)
+        peak = _peak_rss_mb()
+        print(f"  peak RSS: {peak:.0f} MB (goal < {GOAL_RSS_MB} MB: {peak / GOAL_RSS_MB:.2f} x)")
+        (cold_samples, cold_wall, cold_cpu), (warm_samples, warm_wall, warm_cpu) = cycles
+        where = f"{series:,} series" + (", state in files" if state_dir is not None else "")
+        report.add(f"forwarding, warm cycle (steady state), {where}", warm_samples / warm_cpu, "samples/s per core",
+                   goal=GOAL_THROUGHPUT, peers={"cold cycle": (warm_samples / warm_cpu) / (cold_samples / cold_cpu)},
+                   note=f"{warm_samples:,} samples in {warm_cpu:.2f} CPU-s, {warm_wall:.1f} s wall")
+        report.add(f"forwarding, cold cycle (every series new), {where}", cold_samples / cold_cpu,
+                   "samples/s per core", goal=GOAL_THROUGHPUT,
+                   note=f"{cold_samples:,} samples in {cold_cpu:.2f} CPU-s, {cold_wall:.1f} s wall")
+        report.add(f"forwarder peak RSS, {where}", peak, "MB", goal=GOAL_RSS,
+                   note=f"{rss_before:.0f} MB before the pipeline")
+        if instrumented:
+            print("pass 2, every stage timed (the timers add CPU of their own), into tenant 2:")
+            state = None if state_dir is None else state_dir / "pass-2"
+            await _forward(http, infra_url, tenant_urls[1], first_s * 1000, stages=Stages(), profile=None,
+                           state_dir=state, selection=everything)
+        return cycles
+
+
+async def _sweep(
+    infra_url: str, workdir: Path, first_s: int, *, series: int, full: list[tuple[int, float, float]], report: Report
+) -> None:
+    """Each selection into a fresh tenant; the figures of the whole source are the first pass'."""
+    points: list[tuple[int, list[tuple[int, float, float]]]] = []
+    async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), trust_env=False) as http:
+        for selection in sweep_selections(series):
+            tenant = tenant_prometheus(workdir / f"tenant-sweep-{selection.series}")
+            await trio.to_thread.run_sync(tenant.start)
+            try:
+                print(f"sweep: {selection.series:,} series ({', '.join(selection.patterns)}) into a fresh tenant:")
+                cycles = await _forward(http, infra_url, tenant.url, first_s * 1000, stages=None, profile=None,
+                                        state_dir=None, selection=selection, quiet=True)
+            finally:
+                await trio.to_thread.run_sync(tenant.stop)
+            for label, (samples, wall, cpu) in zip(("cold", "warm"), cycles, strict=True):
+                print(f"    {label}: {samples:,} samples, {cpu:.3f} CPU-s = {samples / cpu:,.0f} samples/s per core, "
+                      f"{wall:.2f} s wall")
+            points.append((selection.series, cycles))
+    points.append((series, full))
+    cpu_lines: dict[str, list[tuple[float, float]]] = {"cold cycle": [], "warm cycle": []}
+    rate_lines: dict[str, list[tuple[float, float]]] = {"cold cycle": [], "warm cycle": []}
+    for count, cycles in points:
+        for label, (samples, _, cpu) in zip(("cold cycle", "warm cycle"), cycles, strict=True):
+            cpu_lines[label].append((count, cpu))
+            rate_lines[label].append((count, samples / cpu))
+    axis = Axis(label="series forwarded per cycle (2 samples each)", unit="series")
+    note = "process CPU of the forwarder per cycle; source and tenant Prometheus are other processes"
+    report.add_sweep(Sweep(name="forwarding CPU per cycle vs series", plot="remote_write_cpu_vs_series", x=axis,
+                           y=Axis(label="forwarder CPU per cycle", unit="CPU-s"), lines=cpu_lines,
+                           log_x=True, log_y=True, note=note))
+    report.add_sweep(Sweep(name="forwarding throughput vs series", plot="remote_write_cpu_vs_series", x=axis,
+                           y=Axis(label="samples forwarded per CPU-second", unit="samples/s per core"),
+                           lines=rate_lines, log_x=True, goal_y=GOAL_SAMPLES_PER_CORE_S, note=note))
+    smallest, cycles = points[0]
+    samples, _, cpu = cycles[1]
+    report.add(f"forwarding, warm cycle, {smallest:,} series (sweep)", samples / cpu, "samples/s per core",
+               peers={f"{series:,} series": (samples / cpu) / (full[1][0] / full[1][2])})
 
 
 def main() -> int:
@@ -348,17 +454,26 @@ def main() -> int:
         "--profile", nargs="?", const="warm", choices=("warm", "cold"), help="cProfile the warm (or cold) cycle"
     )
     parser.add_argument("--file-state", action="store_true", help="keep the job state in files (files mode)")
+    parser.add_argument("--series", type=int, default=None, help=f"series in the source (default {SERIES:,})")
+    parser.add_argument("--sweep", action="store_true", help="then forwarding CPU against the number of series")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_SERIES:,} series, no instrumented pass")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args()
+    series = args.series or (QUICK_SERIES if args.quick else SERIES)
+    if series <= 0 or series % 100:
+        parser.error("--series must be a positive multiple of 100")
+    report = Report("bench_remote_write")
     with tempfile.TemporaryDirectory(prefix="bench-remote-write-") as tmp:
         workdir = Path(tmp)
         # Recent enough for the tenant (whose head starts empty), old enough to be in blocks.
         first_s = (int(time.time()) // 60 - 30) * 60
         om = workdir / "source.om"
         started = time.perf_counter()
-        _write_openmetrics(om, first_s)
+        _write_openmetrics(om, first_s, series)
         create_blocks(om, workdir / "infra" / "data")
         print(
-            f"source: {SERIES:,} series x {SAMPLES_PER_SERIES} samples, {om.stat().st_size / 2**20:.0f} MB of "
+            f"source: {series:,} series x {SAMPLES_PER_SERIES} samples, {om.stat().st_size / 2**20:.0f} MB of "
             f"OpenMetrics, blocks built in {time.perf_counter() - started:.1f} s"
         )
         om.unlink()
@@ -369,10 +484,19 @@ def main() -> int:
             for server in servers:
                 server.start()
             state_dir = workdir / "state" if args.file_state else None
-            trio.run(_run, infra.url, (tenants[0].url, tenants[1].url), first_s, args.profile, state_dir)
+            full = trio.run(functools.partial(
+                _run, infra.url, (tenants[0].url, tenants[1].url), first_s, series=series, profile=args.profile,
+                state_dir=state_dir, instrumented=not args.quick, report=report,
+            ))
+            tenants[0].stop()
+            tenants[1].stop()
+            if args.sweep:
+                trio.run(functools.partial(_sweep, infra.url, workdir, first_s, series=series, full=full,
+                                           report=report))
         finally:
             for server in servers:
                 server.stop()
+    report.write(args.json)
     return 0
 
 
