@@ -8,7 +8,10 @@ Conditions are ``metav1.Condition``s, each with its own ``observedGeneration``:
   to every destination; False with the failure's reason (``SecretUnavailable``,
   ``TargetUnreachable``, ``WriteFailed``, ``CollectionFailed``, ``InternalError``, or
   ``ForwardingDisabled`` when the service runs without forwarding); Unknown/``Pending``
-  until the job's first cycle has ended;
+  until the job's first cycle has ended, unless the status already holds a True or False
+  verdict on this generation (written by a previous leader, or before a restart): that one
+  stands until this term's first cycle ends, since the new leader knows no better, and
+  resetting it would turn every object unready at each failover or rollout;
 - ``Ready``: True when Valid and (no forwarding asked, or Forwarding True); otherwise
   False with the reason of what is wrong (``ForwardingPending`` before the first
   cycle). It is set on the first visit, so ``kubectl wait --for=condition=Ready`` and
@@ -17,8 +20,9 @@ Conditions are ``metav1.Condition``s, each with its own ``observedGeneration``:
 ``lastTransitionTime`` moves only when a condition's status changes. What changes on
 every cycle (``remoteWrite`` counters, ``lastUpdated``, ``validatedMetrics``) is kept
 as it was unless ``refresh_counters`` says it is time (``tenants.status_interval``), so
-a steady object costs no writes; ``needs_write`` tells the writer whether anything
-worth a write changed.
+a steady object costs no writes; counters already shown for this generation are also kept
+while the job has not finished a cycle in this term, so a new leader writes nothing until
+it has news; ``needs_write`` tells the writer whether anything worth a write changed.
 """
 
 from __future__ import annotations
@@ -82,8 +86,22 @@ def _condition(
     return condition
 
 
+def _earlier_forwarding(current: Mapping[str, Any] | None, generation: int | None) -> tuple[str, str, str] | None:
+    """The True or False Forwarding condition ``current`` holds for ``generation``, if any."""
+    previous = condition_of(current, CONDITION_FORWARDING)
+    if (
+        previous is None
+        or generation is None
+        or previous.get("observedGeneration") != generation
+        or previous.get("status") not in ("True", "False")
+        or previous.get("reason") == "ForwardingDisabled"  # said by a service running without forwarding
+    ):
+        return None
+    return str(previous["status"]), str(previous.get("reason") or ""), str(previous.get("message") or "")
+
+
 def _forwarding(
-    verdict: Verdict, job: JobStatus | None, *, forwarding_enabled: bool
+    verdict: Verdict, job: JobStatus | None, *, forwarding_enabled: bool, current: Mapping[str, Any] | None
 ) -> tuple[str, str, str] | None:
     """(status, reason, message) of the Forwarding condition, or None when it does not apply."""
     if not verdict.forwarding_requested or not verdict.in_force:
@@ -93,6 +111,9 @@ def _forwarding(
     if job is None or job.forwarding is None:
         if job is not None and job.failure_reason is not None:
             return "False", job.failure_reason, job.last_error or job.failure_reason
+        earlier = _earlier_forwarding(current, verdict.generation)
+        if earlier is not None:
+            return earlier  # until this term's first cycle ends: see the module docstring
         return "Unknown", "Pending", "waiting for the first collection cycle"
     if not job.forwarding:
         reason = job.failure_reason or "WriteFailed"
@@ -150,7 +171,7 @@ def desired_status(
     else:
         assert verdict.reason is not None
         add(CONDITION_VALID, "False", verdict.reason.value, verdict.message)
-    forwarding = _forwarding(verdict, job, forwarding_enabled=forwarding_enabled)
+    forwarding = _forwarding(verdict, job, forwarding_enabled=forwarding_enabled, current=current)
     if forwarding is not None:
         add(CONDITION_FORWARDING, *forwarding)
     if not verdict.in_force:
@@ -167,7 +188,10 @@ def desired_status(
     if generation is not None:
         status["observedGeneration"] = generation
     wants_remote_write = verdict.forwarding_requested and verdict.in_force
-    if refresh_counters or current is None or wants_remote_write != ("remoteWrite" in current):
+    if current is None or (
+        (refresh_counters or wants_remote_write != ("remoteWrite" in current))
+        and not _counters_stand(verdict, job, current)
+    ):
         status["lastUpdated"] = stamp
         status["validatedMetrics"] = list(verdict.access.spec.metrics) if verdict.in_force and verdict.access else []
         if wants_remote_write:
@@ -177,6 +201,23 @@ def desired_status(
             if key in current:
                 status[key] = current[key]
     return status
+
+
+def _counters_stand(verdict: Verdict, job: JobStatus | None, current: Mapping[str, Any]) -> bool:
+    """Whether the counters ``current`` shows for this generation stay until the job has news.
+
+    A job that has not finished a cycle in this term (a new leader, a restarted service) has
+    counted nothing yet; its zeros would blank ``kubectl get``'s Last Write and cost every
+    object a write, for nothing the next cycle will not say.
+    """
+    return (
+        verdict.forwarding_requested
+        and verdict.in_force
+        and "remoteWrite" in current
+        and verdict.generation is not None
+        and current.get("observedGeneration") == verdict.generation
+        and (job is None or (job.cycles_completed == 0 and job.failure_reason is None))
+    )
 
 
 def _without(status: Mapping[str, Any] | None, keys: Sequence[str]) -> dict[str, Any]:
