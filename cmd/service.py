@@ -141,6 +141,7 @@ class Service:
     access: MetricAccessController
     source: Informer | FilesSource
     server: HTTPServer
+    app: ProxyApp
     metrics: ProxyMetrics
     runner: JobRunner | None = None
     status_writer: StatusWriter | None = None
@@ -153,6 +154,8 @@ class Service:
         parts: dict[str, Any] = {
             "manager": self.manager.statistics(),
             "backends": self.pool.statistics(),
+            "targets": self.pool.targets(),
+            "queue": self.app.queue.statistics(),
             "access": self.access.statistics(),
         }
         if isinstance(self.source, Informer):
@@ -178,7 +181,10 @@ class Service:
                 "leader_election": self.elector is not None,
             },
         )
-        await self.manager.run(task_status=task_status)
+        try:
+            await self.manager.run(task_status=task_status)
+        finally:
+            self.app.close()  # the worker processes go with the service, not at interpreter exit
 
 
 def _unique_identity() -> str:
@@ -378,6 +384,7 @@ def build_service(config: Config, options: ServiceOptions, connections: Connecti
         access=access,
         source=source,
         server=server,
+        app=app,
         metrics=metrics,
         runner=runner,
         status_writer=status_writer,

@@ -224,7 +224,10 @@ class JobRunner:
                 None if not cursors or any(c is None for c in cursors) else min(c for c in cursors if c is not None)
             ),
             last_successful_write_ms=max(successes) if successes else None,
-            series_collected=running.reads.series_last_window,
+            series_collected=max(
+                [running.reads.series_last_window]
+                + [p.series_last_cycle for p in running.pipelines if isinstance(p, PushgatewayPipeline)]
+            ),
             samples_forwarded=sum(d.samples_forwarded for d in destinations),
             last_error=running.last_error or (errors[0] if errors else None),
             destinations=destinations,

@@ -72,6 +72,15 @@ class _Source(Collector):
         await trio.sleep(0)
         return ()
 
+    async def live_series(self, rule: Rule, *, at_ms: int) -> tuple[InstantSample, ...]:
+        await trio.sleep(0)
+        namespace = self._namespace(rule)
+        return tuple(
+            InstantSample(labels={"__name__": "up", "namespace": namespace, "pod": str(i)}, timestamp_ms=at_ms,
+                          value=1.0)
+            for i in range(3)
+        )
+
 
 @dataclass
 class _Receivers:
@@ -319,3 +328,38 @@ async def test_jobs_started_together_run_their_first_cycle_at_once_then_spread_o
     assert all(0.5 * interval_s <= t < 1.5 * interval_s + 1.0 for t in second)
     assert max(second) - min(second) > interval_s / 2  # not in step: spread over the interval
     assert all(abs(c - b - interval_s) < 1.0 for b, c in zip(second, third, strict=True))  # then every interval
+
+
+async def test_a_pushgateway_job_reports_the_series_it_pushed(jump_clock: trio.testing.MockClock) -> None:
+    pushed: list[str] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        pushed.append(request.content.decode())
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(gateway)) as http:
+        source = _Source(http)
+        job = RemoteWriteJob(
+            namespace="team-a",
+            name="push",
+            rules=rules_for(["up"], label_selectors={}, isolation_namespace="team-a"),
+            interval_ms=INTERVAL_MS,
+            destinations=(
+                Destination(kind=DestinationKind.PUSHGATEWAY, url="http://gw.test", name="gw", pushgateway_job="j"),
+            ),
+        )
+        runner = JobRunner(
+            collector=source,
+            senders=lambda j, i: PushgatewaySender(http, j.destinations[i], namespace=j.namespace),
+            state_store=MemoryStateStore(),
+            safety_delay_ms=0,
+            wall_clock_ms=_now_ms,
+        )
+        runner.set_jobs({job.key: job})
+        async with trio.open_nursery() as nursery:
+            await nursery.start(runner.run)
+            await trio.sleep(INTERVAL_MS / 1000)
+            status = runner.job_status(job.key)
+            nursery.cancel_scope.cancel()
+    assert pushed and status is not None
+    assert status.series_collected == 3 and status.forwarding is True
