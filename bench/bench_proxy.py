@@ -611,7 +611,7 @@ async def run_sweep(workdir: Path, *, quick: bool, report: Report) -> None:
         for server in reversed(servers):
             server.stop()
     series_axis = Axis(label="series returned by the instant query", unit="series")
-    note = f"c=1, up to {requests} requests or {budget_s:g} s per point, {SWEEP_ROUNDS} alternating rounds"
+    note = f"c=1, up to {requests} requests or {budget_s:.1f} s per point, {SWEEP_ROUNDS} alternating rounds"
     report.add_sweep(Sweep(name="proxy latency vs series returned (median)", plot="proxy_latency_vs_series",
                            x=series_axis, y=Axis(label="median latency", unit="ms"), lines=medians,
                            log_x=True, log_y=True, note=note))
