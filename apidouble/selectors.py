@@ -95,15 +95,6 @@ class LabelSelector:
         """True when the selector selects everything."""
         return not self.requirements
 
-    def renamed(self, aliases: Mapping[str, str]) -> FieldSelector:
-        """The same terms on the stored object's paths (for a resource stored as another one)."""
-        if not aliases:
-            return self
-        return FieldSelector(requirements=tuple(
-            FieldRequirement(path=aliases.get(r.path, r.path), value=r.value, negated=r.negated)
-            for r in self.requirements
-        ))
-
 
 _TOKEN = re.compile(r"\s*(?:(?P<op>!=|==|=|!|\(|\)|,|>|<)|(?P<word>[^\s,=!()<>]+))")
 
