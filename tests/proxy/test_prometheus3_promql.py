@@ -10,10 +10,11 @@ Each row is a query and three facts, each checked here on every run:
   refusal.
 
 The servers hold a few ``up`` series, one with a newline in a label value. The table in the
-README ("Prometheus 3") is this module's rows; change both together. The last test records a
-real difference in meaning (strict xfail, for the enforcement owners): Prometheus 3's regex
-``.`` matches a newline, RE2's (which the proxy decides with) does not, so a ``!~`` rule can
-be taken as satisfied by a value Prometheus 3 says it excludes.
+README ("Prometheus 3") is this module's rows; change both together. The last test guards a
+real difference in meaning: Prometheus 3's regex ``.`` matches a newline, RE2's (which the
+proxy decides with) does not, so the proxy decides no regex on a value holding a newline
+and leaves the matcher to the backend (it once took a ``!~`` rule as satisfied by a value
+Prometheus 3 excludes).
 """
 
 from __future__ import annotations
@@ -191,10 +192,6 @@ def test_prometheus3_stores_classic_bucket_bounds_as_floats(tmp_path: Path,
     assert sorted(series["metric"]["le"] for series in data["result"]) == ["+Inf", "1.0"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "enforcement decides regex matches with RE2, where '.' does not match a newline; Prometheus 3 "
-    "compiles label regexes with (?s), where it does: a !~ rule is taken as satisfied by a value "
-    "Prometheus 3 says it excludes (proxy/enforce.py, not this suite's to fix)"))
 def test_a_negative_regex_rule_hides_on_prometheus3_what_prometheus3_says_it_excludes(servers: Servers) -> None:
     policy = load_policies([metric_access(NAMESPACE, "n", ['up{job!~"a.b"}'], isolation=False)])[NAMESPACE]
     allowed, enforced = explain(policy, NAMESPACE, 'up{job="a\\nb"}')
