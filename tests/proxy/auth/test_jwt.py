@@ -66,7 +66,8 @@ def hs256_with(secret: bytes, claims: dict[str, Any], *, kid: str | None = None)
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"sub": "ci-bot", "exp": NOW + 600, "namespaces": ["team-a"]}
+    # valid for a day: tokens are signed at collection, and the whole suite may run a while first
+    base: dict[str, Any] = {"sub": "ci-bot", "exp": NOW + 86_400, "namespaces": ["team-a"]}
     base.update(overrides)
     return {name: value for name, value in base.items() if value is not None}
 
