@@ -111,7 +111,7 @@ def _draw_sweep(axes: Axes, sweep: Mapping[str, Any]) -> None:
 def _save(figure: Any, path: Path, *, title: str, footer: str) -> Path:
     figure.suptitle(title, fontsize=12)
     figure.text(0.01, 0.005, footer, fontsize=7, color="#555555", ha="left", va="bottom", wrap=True)
-    figure.tight_layout(rect=(0, 0.05, 1, 0.95))
+    figure.tight_layout(rect=(0, 0.05, 1, 0.93))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=_DPI)
     plt.close(figure)
@@ -125,12 +125,13 @@ def draw_sweeps(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
     paths = []
     for plot, sweeps in groups.items():
         width, height = _SUBPLOT_SIZE
-        figure, axes_list = plt.subplots(1, len(sweeps), figsize=(width * len(sweeps), height + 0.6), squeeze=False)
+        figure, axes_list = plt.subplots(1, len(sweeps), figsize=(max(width * len(sweeps), 8.5), height + 0.9),
+                                         squeeze=False)
         for axes, sweep in zip(axes_list[0], sweeps, strict=True):
             _draw_sweep(axes, sweep)
         notes = sorted({sweep.get("note", "") for sweep in sweeps} - {""})
         footer = "; ".join([*notes, _machine_line(results)])
-        title = f"{_TITLES.get(plot, plot.replace('_', ' '))} ({sweeps[0]['bench']})"
+        title = f"{_TITLES.get(plot, plot.replace('_', ' '))}\n({sweeps[0]['bench']})"
         paths.append(_save(figure, out_dir / f"{plot}.png", title=title, footer=footer))
     return paths
 
@@ -147,7 +148,7 @@ def draw_kube_round(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
     timeline: Sequence[Mapping[str, float]] = kube["timeline"]
     t = [point["t_s"] for point in timeline]
     width, height = _SUBPLOT_SIZE
-    figure, (ready_axes, cost_axes) = plt.subplots(1, 2, figsize=(width * 2, height + 0.6))
+    figure, (ready_axes, cost_axes) = plt.subplots(1, 2, figsize=(width * 2, height + 0.9))
 
     ready_axes.plot(t, [point["ready"] for point in timeline], color=_COLOURS["mtproxy"], label="objects Ready=True")
     ready_axes.axhline(objects, color="#4c4c4c", linestyle="--", linewidth=1, label=f"all {objects:,} objects")
@@ -188,7 +189,7 @@ def draw_kube_round(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
     cost_axes.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="lower right")
     footer = (f"API server: {parameters.get('api_server', '?')}; one tenant Prometheus receives every job; "
               + _machine_line(results))
-    title = f"The {objects:,}-tenant round: every object Ready, and what it cost (bench_kube_scale)"
+    title = f"The {objects:,}-tenant round: every object Ready, and what it cost\n(bench_kube_scale)"
     return [_save(figure, out_dir / "kube_scale_round.png", title=title, footer=footer)]
 
 

@@ -139,7 +139,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "os": platform.platform(),
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_bench_changes_uncommitted": bool(_git("status", "--porcelain", "--", "bench")),
+        "git_uncommitted_in_bench": _git("status", "--porcelain", "--", "bench").splitlines(),
     }
 
 
@@ -418,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not selected:
         parser.error(f"--only matches none of: {', '.join(b.name for b in BENCHES)}")
     console = Console()
+    if not console.is_terminal:  # a log file: wide enough that the table's rows do not fold
+        console = Console(width=180)
     started_at = datetime.datetime.now(datetime.UTC)
     started = time.monotonic()
     outcomes = []
