@@ -38,7 +38,8 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 PACKAGE_DIRS = ("api", "controller", "reconcilers", "proxy", "remotewrite", "cmd", "apidouble")
-TEST_EXTRAS = ("pytest", "pytest-trio", "hypothesis", "jsonschema", "mypy", "ruff", "import-linter")
+TEST_EXTRAS = ("pytest", "pytest-trio", "hypothesis", "mypy", "ruff", "import-linter")
+"""jsonschema is a runtime dependency (the API double validates CRD schemas with it), not a test extra."""
 BUILD_TOOLS = ("pip", "setuptools", "wheel", "build")
 _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -36,6 +36,8 @@ import pytest
 import trio
 from realservers import MtproxyProcess, ScrapeTarget, ServerProcess, ServerSet, free_port, wait_for_result
 
+from mtproxy.remotewrite.runner import _phase_of
+
 from .promread import SampleDiff, compare_samples, instant_series, metric_total, newest_timestamp_s, raw_samples
 from .source import SourceDriver
 
@@ -406,7 +408,8 @@ async def forwarder_killed(env: _Env) -> LosslessReport:
     async def outage() -> dict[str, Any]:
         journal_entries = 0
         for attempt in range(1, KILL_ATTEMPTS + 1):
-            phase = _job_started_at(env.killed, job)
+            # cycles after the first fall at the job's own phase within the interval (runner._phase_of)
+            phase = _job_started_at(env.killed, job) + INTERVAL_S * (_phase_of(job) - 0.5)
             ticks = (time.time() - phase) // INTERVAL_S + 1
             await trio.sleep(max(0.0, phase + ticks * INTERVAL_S + KILL_OFFSET_S - time.time()))
             env.killed.kill()
