@@ -76,7 +76,8 @@ DESCRIPTIONS: dict[str, str] = {
     "status.conditions[].status": "True, False or Unknown.",
     "status.conditions[].reason": (
         "Why, in one word: SpecValid, InvalidSpec, PolicyDenied, Forwarding, Pending, SecretUnavailable, "
-        "TargetUnreachable, WriteFailed, CollectionFailed, InternalError, ForwardingDisabled, ForwardingPending, "
+        "TargetUnreachable, WriteFailed, CollectionFailed, CycleTimeout, InternalError, ForwardingDisabled, "
+        "ForwardingPending, "
         "Ready."
     ),
     "status.conditions[].message": "Details: the problems with their field paths, the guardrail, the last error.",

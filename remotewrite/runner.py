@@ -57,6 +57,7 @@ __all__ = [
     "FAILURE_COLLECTION",
     "FAILURE_INTERNAL",
     "FAILURE_SECRET",
+    "FAILURE_TIMEOUT",
     "JobRunner",
     "JobStatus",
     "RunnerStatistics",
@@ -69,6 +70,8 @@ FAILURE_COLLECTION = "CollectionFailed"
 """The source could not be read."""
 FAILURE_INTERNAL = "InternalError"
 """Anything else (a bug): logged with its traceback."""
+FAILURE_TIMEOUT = "CycleTimeout"
+"""The cycle did not finish within its interval (a slow source or destination); the next resumes it."""
 
 _BUILD_BACKOFF_INITIAL_S = 1.0
 
@@ -405,7 +408,7 @@ class JobRunner:
             end_ms = self._now_ms() - self._safety_delay_ms
             finished = False
             cycle_started = trio.current_time()
-            with trio.move_on_after(interval_s * 0.95):
+            with trio.move_on_after(interval_s * 0.95) as deadline:
                 try:
                     self._cycles += 1
                     await pipeline.cycle(end_ms, first_start_ms=first_start_ms)
@@ -413,6 +416,13 @@ class JobRunner:
                 except Exception as exc:  # the boundary of this destination: nothing escapes it
                     self._record_exception(running, exc, index)
             self._observe_duration(trio.current_time() - cycle_started)
+            if deadline.cancelled_caught and not finished:
+                self._failures += 1
+                running.destination_failures[index] = FAILURE_TIMEOUT
+                running.last_error = f"the cycle did not finish within its interval ({interval_s:g} s)"
+                logger.warning(
+                    "remote write cycle timed out", extra={"job": running.job.key, "destination": index}
+                )
             if finished:
                 failure = pipeline.cycle_failure
                 if failure is None:

@@ -26,7 +26,7 @@ from mtproxy.remotewrite.encode import is_stale_marker
 from mtproxy.remotewrite.errors import SecretUnavailable
 from mtproxy.remotewrite.job import Destination, DestinationKind, RemoteWriteJob
 from mtproxy.remotewrite.pushgateway import PushgatewaySender
-from mtproxy.remotewrite.runner import FAILURE_INTERNAL, FAILURE_SECRET, JobRunner
+from mtproxy.remotewrite.runner import FAILURE_INTERNAL, FAILURE_SECRET, FAILURE_TIMEOUT, JobRunner
 from mtproxy.remotewrite.samples import InstantSample
 from mtproxy.remotewrite.scan import RawSeries
 from mtproxy.remotewrite.senders import RemoteWriteSender
@@ -363,3 +363,41 @@ async def test_a_pushgateway_job_reports_the_series_it_pushed(jump_clock: trio.t
             nursery.cancel_scope.cancel()
     assert pushed and status is not None
     assert status.series_collected == 3 and status.forwarding is True
+
+
+class _SlowSource(_Source):
+    """A source whose reads of one namespace take longer than the interval."""
+
+    async def raw_samples(self, rule: Rule, *, start_ms: int, end_ms: int) -> list[RawSeries]:
+        if self._namespace(rule) in self.broken:
+            await trio.sleep(2 * INTERVAL_MS / 1000)
+        return await super().raw_samples(rule, start_ms=start_ms, end_ms=end_ms)
+
+
+async def test_a_cycle_cut_off_by_its_deadline_is_reported_and_the_next_resumes(
+    jump_clock: trio.testing.MockClock,
+) -> None:
+    receivers = _Receivers()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receivers)) as http:
+        source = _SlowSource(http)
+        source.broken["team-a"] = RuntimeError("unused: this source is slow, not broken")
+        runner = JobRunner(
+            collector=source,
+            senders=lambda j, i: RemoteWriteSender(http, j.destinations[i], namespace=j.namespace, secrets=None),
+            state_store=MemoryStateStore(),
+            safety_delay_ms=0,
+            wall_clock_ms=_now_ms,
+        )
+        runner.set_jobs({"team-a/forward": _job("team-a")})
+        async with trio.open_nursery() as nursery:
+            await nursery.start(runner.run)
+            await trio.sleep(2 * INTERVAL_MS / 1000)
+            status = runner.job_status("team-a/forward")
+            assert status is not None and status.failure_reason == FAILURE_TIMEOUT and status.forwarding is False
+            assert status.last_error is not None and "did not finish within its interval" in status.last_error
+            del source.broken["team-a"]
+            await trio.sleep(2 * INTERVAL_MS / 1000)
+            status = runner.job_status("team-a/forward")
+            assert status is not None and status.failure_reason is None and status.forwarding is True
+            nursery.cancel_scope.cancel()
+    assert _is_gapless(receivers.real_samples("http://team-a.test/api/v1/write"))
