@@ -47,7 +47,7 @@ from mtproxy.remotewrite.pushgateway import PushgatewaySender
 from mtproxy.remotewrite.reads import JobReads, WindowSeries
 from mtproxy.remotewrite.scan import Samples
 from mtproxy.remotewrite.senders import HttpSender, RemoteWriteSender, SenderStatistics, SendOutcome, SendResult
-from mtproxy.remotewrite.state import JobState, StateStore
+from mtproxy.remotewrite.state import NO_WRITE, JobState, StateStore
 from mtproxy.remotewrite.transform import SeriesOutput, output_labels
 from mtproxy.remotewrite.watermarks import SeriesKey, Watermarks
 
@@ -199,7 +199,9 @@ class RemoteWritePipeline(_Base):
             del window
             self._state.cursors[self.destination.name] = window_end
             # captured here, between two changes of the state; written off the event loop
-            await trio.to_thread.run_sync(self._store.snapshot(self.reads.job.key, self._state))
+            write = self._store.snapshot(self.reads.job.key, self._state)
+            if write is not NO_WRITE:
+                await trio.to_thread.run_sync(write)
             position = window_end
         self.series_last_cycle = len(delivered_series)
         await self._mark_stale(end_ms)

@@ -34,7 +34,7 @@ import trio
 
 from mtproxy.remotewrite.watermarks import SeriesKey
 
-__all__ = ["FileStateStore", "JobState", "MemoryStateStore", "StateStore", "copy_state", "series_hash"]
+__all__ = ["NO_WRITE", "FileStateStore", "JobState", "MemoryStateStore", "StateStore", "copy_state", "series_hash"]
 
 
 def series_hash(key: SeriesKey) -> str:
@@ -287,6 +287,10 @@ def _journal_lines(destination: str, entries: list[tuple[str, int]], tail: str) 
 
 def _nothing() -> None:
     return None
+
+
+NO_WRITE: Callable[[], None] = _nothing
+"""What ``snapshot`` returns when there is nothing to write (the pipeline then skips the worker thread)."""
 
 
 def copy_state(state: JobState) -> JobState:
