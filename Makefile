@@ -79,7 +79,7 @@ lint: venv typecheck-tree
 	$(VENV)/bin/mypy -p mtproxy.api -p mtproxy.controller -p mtproxy.reconcilers -p mtproxy.proxy -p mtproxy.remotewrite -p mtproxy.cmd -p mtproxy.apidouble
 
 # Every bench under bench/ with real servers (bench/run_all.py): bench/results.json, bench/plots/*.png and
-# a table of figures against goals; about 13 minutes on 2 cores. `make bench BENCH_ARGS=--quick`: about 4.
+# a table of figures against goals; 6-10 minutes on 2 cores. `make bench BENCH_ARGS=--quick`: about 4.
 bench: venv system-packages
 	@$(PY) -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	$(PY) -P bench/run_all.py $(BENCH_ARGS)

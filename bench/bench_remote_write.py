@@ -38,6 +38,9 @@ cycles, uninstrumented, into a fresh tenant Prometheus of their own (so every se
 to it); the first pass is the 100 % point. ``--series N`` forwards N series instead of
 100,000 (a multiple of 100); ``--quick`` is ``--series 20000`` without the instrumented
 second pass. ``--json PATH`` also writes the figures (``bench/figures.py``).
+
+The module is one unit of about 500 lines because the sweep must drive the pipeline exactly
+as the headline figures do (the same source, job, collector and sender), so it reuses them.
 """
 
 from __future__ import annotations
