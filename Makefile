@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 PACKAGES := api controller reconcilers proxy remotewrite cmd apidouble
 DEBIAN_PACKAGES := prometheus prometheus-pushgateway victoria-metrics
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 3
 
 .PHONY: test dev lint manifests deploy dist venv system-packages testbin test-binaries bench clean typecheck-tree
 
@@ -51,8 +52,11 @@ test-binaries:
 	  echo "testbin: a build failed; the tests that need it will be skipped" >&2; \
 	fi
 
+# Three workers on two cores: most suites wait on real servers, not on the CPU; each test
+# file runs whole on one worker (--dist loadfile), so a file's session servers start once.
+# TEST_WORKERS=0 runs everything in this process.
 test: venv system-packages test-binaries
-	$(PY) -P -m pytest $(PYTEST_ARGS)
+	$(PY) -P -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 # What `make dev` needs: the project and its runtime dependencies only (no test extras, no
 # upgrade of pip, no ahead-of-time bytecode: Python compiles what it imports, which halves
