@@ -319,6 +319,7 @@ class Replicas:
                 "host_aliases": dict(aliases or {}),
             },
             "auth": {"type": "none"},
+            "proxy": {"enable_metrics": True},
             "guardrails": {
                 "unisolated_namespaces": list(unisolated),
                 "remote_write_url_allowlist": ["http://127.0.0.1:"],

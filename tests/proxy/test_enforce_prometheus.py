@@ -47,6 +47,8 @@ import httpx
 import pytest
 import trio
 from realservers import Dataset, LoadedPrometheus, start_prometheus_with_data
+from realservers.prometheus import PrometheusBinaries
+from realservers.testbin import PROMETHEUS_FLAVOURS, prometheus_build
 
 from mtproxy.api import parse_selector
 from mtproxy.proxy import AccessPolicy
@@ -285,22 +287,36 @@ class TenantView:
         return self.infra.data
 
 
+@pytest.fixture(scope="module", params=PROMETHEUS_FLAVOURS)
+def oracle_build(request: pytest.FixtureRequest) -> tuple[PrometheusBinaries, LoadedPrometheus]:
+    """The Prometheus build the oracle suite runs against, with its infrastructure Prometheus.
+
+    The data is written by Debian's promtool for both builds, so the two runs compare the
+    same series (promtool 3 would store ``le="1"`` as ``le="1.0"``).
+    """
+    binaries = prometheus_build(request, blocks_by_debian_promtool=True)
+    fixture = "infra_prometheus3_with_data" if request.param == "3" else "infra_prometheus_with_data"
+    infra: LoadedPrometheus = request.getfixturevalue(fixture)
+    return binaries, infra
+
+
 @pytest.fixture(scope="module", params=list(POLICIES))
 def view(
     request: pytest.FixtureRequest,
-    infra_prometheus_with_data: LoadedPrometheus,
+    oracle_build: tuple[PrometheusBinaries, LoadedPrometheus],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TenantView]:
     name: str = request.param
     namespace, documents = POLICIES[name]
     policy = load_policies(documents)[namespace]
+    binaries, infra_prometheus_with_data = oracle_build
     data = infra_prometheus_with_data.data
     admitted = tuple(s for s in data.series if policy.admits(s.metric))
     assert admitted, f"policy {name} admits nothing of the data set"
     subset = Dataset(
         start_ms=data.start_ms, end_ms=data.end_ms, step_ms=data.step_ms, namespaces=data.namespaces, series=admitted
     )
-    visible = start_prometheus_with_data(tmp_path_factory.mktemp(f"visible-{name}"), subset)
+    visible = start_prometheus_with_data(tmp_path_factory.mktemp(f"visible-{name}"), subset, binaries=binaries)
     try:
         yield TenantView(
             name=name,

@@ -284,13 +284,25 @@ async def _bad_requests(env: _Env, tenant: ServerProcess) -> float:
 
 
 def _rejected_writes(tenant: ServerProcess, bad_requests: float) -> dict[str, float]:
-    # Prometheus 2.42 logs each refused remote-write append ("Out of order sample from remote
-    # write", also for out-of-bounds and duplicate samples) and each undecodable body.
+    # Prometheus logs each refused remote-write append ("Out of order sample from remote
+    # write", also for out-of-bounds and duplicate samples) and each body it could not use:
+    # 2.42 "Error decoding remote write request"; 3.x decompresses first in client_golang's
+    # middleware ("Error reading request body" for a body cut off by a kill, "Error snappy
+    # decoding …"), then "Error decoding v1 remote write request".
     log = tenant.log_path.read_text(encoding="utf-8", errors="replace")
+    undecodable = sum(
+        log.count(message)
+        for message in (
+            "Error decoding remote write request",
+            "Error reading request body",
+            "Error snappy decoding",
+            "Error decoding v1 remote write request",
+        )
+    )
     return {
         "http_400": bad_requests,
         "refused_appends": float(log.count("Out of order sample from remote write")),
-        "undecodable_bodies": float(log.count("Error decoding remote write request")),
+        "undecodable_bodies": float(undecodable),
     }
 
 
