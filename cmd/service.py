@@ -60,6 +60,7 @@ from mtproxy.reconcilers.discovery import KubernetesDiscovery
 from mtproxy.reconcilers.filesource import FilesSource
 from mtproxy.reconcilers.jobstate import ClusterStateStore
 from mtproxy.reconcilers.statuswriter import StatusWriter
+from mtproxy.reconcilers.verdict import Verdict
 from mtproxy.remotewrite import (
     Collector,
     DestinationKind,
@@ -190,6 +191,19 @@ class Service:
 def _unique_identity() -> str:
     """``<host name>_<uuid>``, as controller-runtime names a replica outside a pod."""
     return f"{socket.gethostname()}_{uuid.uuid4()}"
+
+
+def _verdict_summary(verdict: Verdict) -> dict[str, Any]:
+    """One object's verdict for ``/debug/tenants`` (its own namespace's tenant only)."""
+    return {
+        "name": verdict.name,
+        "generation": verdict.generation,
+        "inForce": verdict.in_force,
+        "reason": verdict.reason.value if verdict.reason is not None else None,
+        "message": verdict.message or None,
+        "rules": [rule.selector() for rule in verdict.rules],
+        "forwarding": verdict.job is not None,
+    }
 
 
 def _needs_kubernetes(config: Config) -> bool:
@@ -348,6 +362,7 @@ def build_service(config: Config, options: ServiceOptions, connections: Connecti
         leader=(lambda: elector.leading) if elector is not None else (lambda: None),
         collected=_Collected(runner) if runner is not None else None,
         explain=lambda namespace, query: explain(tenants.policy_for(namespace), namespace, query),
+        objects=lambda namespace: [_verdict_summary(v) for v in access.verdicts_in(namespace)],
     )
     app = ProxyApp(
         config=config.proxy, tenants=tenants, authenticator=authenticator, backends=pool, metrics=metrics, ops=ops

@@ -80,6 +80,7 @@ class OpsHandler:
         leader: Callable[[], bool | None] = lambda: None,
         collected: CollectedSource | None = None,
         explain: Callable[[str, str], tuple[bool, str]] | None = None,
+        objects: Callable[[str], list[dict[str, Any]]] | None = None,
     ) -> None:
         self._config = config
         self._tenants = tenants
@@ -89,6 +90,8 @@ class OpsHandler:
         self._leader = leader
         self._collected = collected
         self._explain = explain
+        self._objects = objects
+        """The verdicts on one namespace's MetricAccess objects, as plain values (``/debug/tenants``)."""
 
     async def answer(self, kind: RouteKind, *, params: RequestParams, tenant: Tenant | None) -> tuple[int, str, bytes]:
         """(status, content type, body) of an operations route."""
@@ -131,7 +134,9 @@ class OpsHandler:
             return 200, _JSON, _dump({"targets": targets})
         assert tenant is not None
         if kind is RouteKind.DEBUG_TENANTS:
-            return 200, _JSON, _dump({"tenants": self._tenant_entries(tenant.namespace)})
+            # the tenant's own objects only, with what the service made of each (why one grants nothing)
+            objects = self._objects(tenant.namespace) if self._objects is not None else []
+            return 200, _JSON, _dump({"tenants": self._tenant_entries(tenant.namespace), "objects": objects})
         if kind is RouteKind.DEBUG_ENFORCE:
             query = params.single("query", required=True)
             assert query is not None

@@ -115,6 +115,11 @@ class MetricAccessController:
         """Every verdict, by key."""
         return sorted((v for by_name in self._verdicts.values() for v in by_name.values()), key=lambda v: v.key)
 
+    def verdicts_in(self, namespace: str) -> list[Verdict]:
+        """The verdicts on one namespace's objects, by name."""
+        by_name = self._verdicts.get(namespace, {})
+        return [by_name[name] for name in sorted(by_name)]
+
     def has_synced(self) -> bool:
         """Whether every object of the first list has been judged and published."""
         return self._synced.is_set()

@@ -10,10 +10,12 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import generate_latest
+from realservers.ports import free_port
 
 from mtproxy.api import load_config
 from mtproxy.cmd.service import Connections, Service, ServiceOptions, build_service
@@ -107,3 +109,35 @@ async def test_pod_name_is_the_lease_identity_when_set(
     config = load_config(str(_kubernetes_config(tmp_path))).config
     service = build_service(config, ServiceOptions(handle_signals=False), kube_connections)
     assert service.elector is not None and service.elector.identity == "mtproxy-7d9f-abcde"
+
+
+async def test_debug_tenants_shows_the_tenants_own_verdicts_and_nobody_elses(
+    tmp_path: Path, connections: Connections, nursery: Any
+) -> None:
+    config_path = _files_config(tmp_path)
+    tenants = tmp_path / "tenants"
+    (tenants / "a.yaml").write_text(
+        "apiVersion: observability.ethos.io/v1alpha1\nkind: MetricAccess\n"
+        "metadata: {name: good, namespace: team-a}\nspec: {source: team-a, metrics: [up], metricIsolation: true}\n"
+        "---\napiVersion: observability.ethos.io/v1alpha1\nkind: MetricAccess\n"
+        "metadata: {name: open, namespace: team-a}\nspec: {source: team-a, metrics: ['{namespace=\"team-b\"}']}\n"
+        "---\napiVersion: observability.ethos.io/v1alpha1\nkind: MetricAccess\n"
+        "metadata: {name: secret-b, namespace: team-b}\nspec: {source: team-b, metrics: [up], metricIsolation: true}\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    config = load_config(str(config_path)).config
+    service = build_service(config, ServiceOptions(host="127.0.0.1", port=port, handle_signals=False), connections)
+    await nursery.start(service.run)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        answer = await client.get("/debug/tenants", headers={"X-Tenant-Namespace": "team-a"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    objects = {o["name"]: o for o in body["objects"]}
+    assert set(objects) == {"good", "open"}  # team-b's object is not named to team-a
+    assert objects["good"]["inForce"] is True and objects["good"]["reason"] is None
+    assert objects["open"]["inForce"] is False and objects["open"]["reason"] == "PolicyDenied"
+    assert "guardrails.require_isolation" in objects["open"]["message"]
+    assert objects["open"]["rules"] == []
+    assert "secret-b" not in answer.text
+    service.manager.stop()
