@@ -47,7 +47,6 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -383,12 +382,3 @@ def _for_caller(error: Exception) -> Exception:
         return APIError(error.status, error.reason, error.message)
     return RuntimeError(f"{type(error).__name__}: {error}")
 
-
-def job_keys_of(config_maps: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """ConfigMap name → job key, for the state ConfigMaps given (by their annotation)."""
-    out = {}
-    for name, config_map in config_maps.items():
-        key = ((config_map.get("metadata") or {}).get("annotations") or {}).get(_JOB_ANNOTATION)
-        if key:
-            out[name] = str(key)
-    return out

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubetesting import API_SERVER_KINDS, load_crd
@@ -43,6 +44,8 @@ from realservers import (
 )
 from realservers.kubeapiserver import ControlPlane, RunningKubeApiserver
 from realservers.testbin import PROMETHEUS_FLAVOURS, prometheus3, prometheus_build
+
+from mtproxy.apidouble import RunningDouble, start_in_thread
 
 _KUBE_FIXTURES = frozenset({"kube_control_plane", "kube_apiserver"})
 _PROMETHEUS3_FIXTURES = frozenset({"prometheus3_binaries"})
@@ -131,6 +134,23 @@ def pushgateway(server_set: ServerSet) -> ServerProcess:
 def api_server_kind() -> str:
     """Replaced by :func:`pytest_generate_tests`'s parameter; reaching this is a wiring bug."""
     raise RuntimeError("api_server_kind is a parameter: pytest_generate_tests should have set it")
+
+
+@pytest.fixture(scope="session")
+def crd_double() -> Iterator[RunningDouble]:
+    """The session's API double, with the generated CRD and fast bookmarks."""
+    running = start_in_thread(bookmark_interval_s=0.2)
+    running.seed([load_crd()])
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_server(api_server_kind: str, request: pytest.FixtureRequest) -> Any:
+    """This run's API server with the CRD: ``crd_double``, or the real ``kube_apiserver`` (``KubeServer`` shape)."""
+    if api_server_kind == "apidouble":
+        return request.getfixturevalue("crd_double")
+    return request.getfixturevalue("kube_apiserver")
 
 
 @pytest.fixture(scope="session")

@@ -18,33 +18,21 @@ fixtures build on live in :mod:`kubetesting`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from kubetesting import CuttableRelay, KubeServer, http_config, load_crd, open_kube, register, server_kind
+from kubetesting import CuttableRelay, KubeServer, http_config, open_kube, register, server_kind
 
-from mtproxy.apidouble import RunningDouble, start_in_thread
 from mtproxy.controller.client import KubeClient
 
 
 @pytest.fixture(scope="session")
-def controller_double() -> Iterator[RunningDouble]:
-    """The session's API double, with the generated CRD and fast bookmarks."""
-    running = start_in_thread(bookmark_interval_s=0.2)
-    running.seed([load_crd()])
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="session")
-def double(api_server_kind: str, request: pytest.FixtureRequest) -> Any:
-    """This run's API server: the double, or the real kube-apiserver (``KubeServer`` shape)."""
-    if api_server_kind == "apidouble":
-        return request.getfixturevalue("controller_double")
-    return request.getfixturevalue("kube_apiserver")
+def double(kube_server: Any) -> Any:
+    """This run's API server (``kube_server``); the name the controller tests were written with."""
+    return kube_server
 
 
 @pytest.fixture(scope="session")

@@ -7,31 +7,12 @@ Each test asking for ``kube_server`` runs on the API double and on a real kube-a
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
-from kubetesting import KubeServer, load_crd, open_kube
+from kubetesting import KubeServer, open_kube
 
-from mtproxy.apidouble import RunningDouble, start_in_thread
 from mtproxy.controller.client import KubeClient
-
-
-@pytest.fixture(scope="session")
-def reconcilers_double() -> Iterator[RunningDouble]:
-    """The session's API double, with the generated CRD."""
-    running = start_in_thread(bookmark_interval_s=0.2)
-    running.seed([load_crd()])
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="session")
-def kube_server(api_server_kind: str, request: pytest.FixtureRequest) -> Any:
-    """This run's API server: the double, or the real kube-apiserver (``KubeServer`` shape)."""
-    if api_server_kind == "apidouble":
-        return request.getfixturevalue("reconcilers_double")
-    return request.getfixturevalue("kube_apiserver")
 
 
 @pytest.fixture
